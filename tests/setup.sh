@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the Relais test suite needs on a Debian machine (run as root, or with sudo).
+# Idempotent: only missing packages are installed. Prints what it installs.
+set -euo pipefail
+
+# Debian packages: libxml2 (XSD validation, linked by relais-cda), xmllint (XSD oracle in tests),
+# a JDK and Saxon-HE (schematron worker), python3 (reference tools).
+packages=(libxml2-dev libxml2-utils libsaxonhe-java openjdk-17-jdk-headless python3)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+# A JDK of another version that already provides javac is fine.
+if command -v javac >/dev/null 2>&1; then
+  missing=("${missing[@]/openjdk-17-jdk-headless}")
+fi
+read -r -a missing <<<"${missing[*]:-}"
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+for tool in xmllint java javac; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool is still missing after install" >&2; exit 1; }
+done
+test -f /usr/share/java/Saxon-HE.jar || { echo "setup: /usr/share/java/Saxon-HE.jar missing" >&2; exit 1; }
+echo "setup: test prerequisites present"
