@@ -11,6 +11,11 @@ use crate::codes::*;
 use crate::ins::{INS_ARC, InsKind, InsValueProblem, NON_INS_KNOWN_OIDS, check_ins_value};
 use crate::model::*;
 use relais_core::{Finding, Location, RuleCode};
+use std::collections::BTreeSet;
+
+/// The patient role and the patient, relative to `ClinicalDocument`.
+const ROLE: &str = "/recordTarget/patientRole";
+const PERSON: &str = "/recordTarget/patientRole/patient";
 
 /// `source` of findings restating the ANS header schematron.
 pub const SOURCE_STRUCT_MIN: &str = "ASIP-STRUCT-MIN-StrucMin.sch";
@@ -213,16 +218,19 @@ impl Checker<'_> {
                 "the header must contain at least one documentationOf/serviceEvent (the documented act)",
             );
         }
-        for (name, shown) in [
-            ("relatedDocument", "relatedDocument of type RPLC"),
-            ("dataEnterer", "dataEnterer"),
-        ] {
-            let n = self.shape(name);
-            let count = if name == "relatedDocument" {
-                n.usable
-            } else {
-                n.total
-            };
+        let at_most_one = [
+            (
+                "relatedDocument",
+                "relatedDocument of type RPLC",
+                self.shape("relatedDocument").usable,
+            ),
+            (
+                "dataEnterer",
+                "dataEnterer",
+                self.shape("dataEnterer").total,
+            ),
+        ];
+        for (name, shown, count) in at_most_one {
             if count > 1 {
                 self.error(
                     CDA_HEADER_ELEMENT_REPEATED,
@@ -451,27 +459,49 @@ impl Checker<'_> {
         if self.shape("recordTarget").usable == 0 {
             return; // already reported as a missing header element
         }
-        let role = "/recordTarget/patientRole";
         let Some(p) = &self.doc.header.patient else {
             self.error(
                 CDA_HEADER_ELEMENT_MISSING,
-                role,
+                ROLE,
                 "recordTarget must contain patientRole (the patient's identifiers and identity)",
             );
             return;
         };
+        self.patient_ids(p);
+        if p.ins.is_none() {
+            self.patient_without_ins(p);
+        } else {
+            self.ins_traits(p);
+        }
+        if p.birthplace_insee
+            .as_deref()
+            .is_some_and(|c| !is_cog_code(c))
+        {
+            self.own(
+                Finding::warning(
+                    CDA_INS_BIRTHPLACE_FORMAT,
+                    "the birthplace code must be a 5-character INSEE COG code (2A/2B for Corsica, \
+                     99xxx abroad)",
+                ),
+                &format!("{PERSON}/birthplace/place/addr/county"),
+            );
+        }
+    }
+
+    /// Presence and form of `patientRole/id`: root and extension, INS OIDs, INS values.
+    fn patient_ids(&mut self, p: &Patient) {
         if p.ids
             .iter()
             .all(|i| i.root.is_none() && i.extension.is_none())
         {
             self.error(
                 CDA_PATIENT_ID,
-                &format!("{role}/id"),
+                &format!("{ROLE}/id"),
                 "the patient must have at least one identifier (INS, IPP)",
             );
         }
         for (i, id) in p.ids.iter().enumerate() {
-            let rel = format!("{role}/id[{}]", i + 1);
+            let rel = format!("{ROLE}/id[{}]", i + 1);
             if id.root.is_none() && id.extension.is_none() {
                 continue; // nullFlavor
             }
@@ -488,142 +518,130 @@ impl Checker<'_> {
                 && !NON_INS_KNOWN_OIDS.contains(&root)
             {
                 self.error(
-                        CDA_INS_OID_UNKNOWN,
-                        &format!("{rel}/@root"),
-                        format!(
-                            "patient identifier OID {root} is in the INS arc but is not an INS OID: use \
-                             1.2.250.1.213.1.4.8 (INS-NIR), .9 (INS-NIA), .10 (INS-NIR test) or .11 (demo)"
-                        ),
-                    );
+                    CDA_INS_OID_UNKNOWN,
+                    &format!("{rel}/@root"),
+                    format!(
+                        "patient identifier OID {root} is in the INS arc but is not an INS OID: \
+                         use 1.2.250.1.213.1.4.8 (INS-NIR), .9 (INS-NIA), .10 (INS-NIR test) or \
+                         .11 (demo)"
+                    ),
+                );
             }
-            if let (Some(kind), Some(value)) = (
-                id.root.as_deref().and_then(InsKind::from_oid),
-                id.extension.as_deref(),
-            ) {
+            let kind = id.root.as_deref().and_then(InsKind::from_oid);
+            if let (Some(kind), Some(value)) = (kind, id.extension.as_deref()) {
+                let at = format!("{rel}/@extension");
                 match check_ins_value(value) {
-                    Some(InsValueProblem::Format) => self.own(
-                        Finding::error(
-                            CDA_INS_FORMAT,
-                            format!(
-                                "the {kind} must be 15 characters: 13 digits (2A/2B allowed for a Corsican \
-                                 department) and a 2-digit key"
-                            ),
-                        ),
-                        &format!("{rel}/@extension"),
-                    ),
-                    Some(InsValueProblem::Key) => self.own(
-                        Finding::warning(
-                            CDA_INS_KEY,
-                            format!("the control key of the {kind} does not match its first 13 digits"),
-                        ),
-                        &format!("{rel}/@extension"),
-                    ),
+                    Some(InsValueProblem::Format) => {
+                        let message = format!(
+                            "the {kind} must be 15 characters: 13 digits (2A/2B allowed for a \
+                             Corsican department) and a 2-digit key"
+                        );
+                        self.own(Finding::error(CDA_INS_FORMAT, message), &at);
+                    }
+                    Some(InsValueProblem::Key) => {
+                        let message = format!(
+                            "the control key of the {kind} does not match its first 13 digits"
+                        );
+                        self.own(Finding::warning(CDA_INS_KEY, message), &at);
+                    }
                     None => {}
                 }
             }
         }
-        let distinct: std::collections::BTreeSet<&str> =
-            p.all_ins.iter().map(|i| i.value.as_str()).collect();
+        let distinct: BTreeSet<&str> = p.all_ins.iter().map(|i| i.value.as_str()).collect();
         if distinct.len() > 1 {
+            let message = format!(
+                "the patient carries {} different INS values: the identity is ambiguous",
+                distinct.len()
+            );
             self.own(
-                Finding::warning(
-                    CDA_INS_MULTIPLE,
-                    format!(
-                        "the patient carries {} different INS values: the identity is ambiguous",
-                        distinct.len()
-                    ),
-                ),
-                &format!("{role}/id"),
+                Finding::warning(CDA_INS_MULTIPLE, message),
+                &format!("{ROLE}/id"),
             );
         }
-        let person = format!("{role}/patient");
-        if p.ins.is_none() {
-            self.own(
-                Finding::warning(
-                    CDA_INS_ABSENT,
-                    "the patient has no INS (root 1.2.250.1.213.1.4.8/.9/.10/.11): the document cannot be \
-                     matched to a qualified identity automatically",
-                ),
-                &format!("{role}/id"),
+    }
+
+    /// Without INS: reported (warning), and the elements the header requires of every patient.
+    fn patient_without_ins(&mut self, p: &Patient) {
+        self.own(
+            Finding::warning(
+                CDA_INS_ABSENT,
+                "the patient has no INS (root 1.2.250.1.213.1.4.8/.9/.10/.11): the document \
+                 cannot be matched to a qualified identity automatically",
+            ),
+            &format!("{ROLE}/id"),
+        );
+        if !p.has_patient_element {
+            self.error(
+                CDA_PATIENT_ELEMENT_MISSING,
+                PERSON,
+                "patientRole must contain patient",
             );
-            if !p.has_patient_element {
+            return;
+        }
+        let required = [
+            (p.has_name, "/name", "name"),
+            (p.birth_time.is_some(), "/birthTime", "birthTime/@value"),
+            (
+                p.sex.is_some(),
+                "/administrativeGenderCode",
+                "administrativeGenderCode/@code",
+            ),
+        ];
+        for (present, rel, what) in required {
+            if !present {
                 self.error(
                     CDA_PATIENT_ELEMENT_MISSING,
-                    &person,
-                    "patientRole must contain patient",
+                    &format!("{PERSON}{rel}"),
+                    format!("the patient must carry {what}"),
                 );
-                return;
-            }
-            for (present, rel, what) in [
-                (p.has_name, "/name", "name"),
-                (p.birth_time.is_some(), "/birthTime", "birthTime/@value"),
-                (
-                    p.sex.is_some(),
-                    "/administrativeGenderCode",
-                    "administrativeGenderCode/@code",
-                ),
-            ] {
-                if !present {
-                    self.error(
-                        CDA_PATIENT_ELEMENT_MISSING,
-                        &format!("{person}{rel}"),
-                        format!("the patient must carry {what}"),
-                    );
-                }
-            }
-        } else {
-            let traits = [
-                (
-                    p.birth_family.is_some(),
-                    "/name/family[@qualifier='BR']",
-                    "birth family name (family qualifier=\"BR\")",
-                ),
-                (
-                    p.given_birth_first.is_some(),
-                    "/name/given[@qualifier='BR']",
-                    "first birth first name (given qualifier=\"BR\")",
-                ),
-                (
-                    p.birth_given_names.is_some(),
-                    "/name/given[not(@qualifier)]",
-                    "list of birth first names (given without qualifier)",
-                ),
-                (
-                    p.birth_time.is_some(),
-                    "/birthTime",
-                    "birth date (birthTime/@value)",
-                ),
-                (
-                    p.sex.is_some(),
-                    "/administrativeGenderCode/@code",
-                    "sex (administrativeGenderCode/@code)",
-                ),
-                (
-                    p.birthplace_insee.is_some(),
-                    "/birthplace/place/addr/county",
-                    "birthplace INSEE code (birthplace/place/addr/county; 99xxx country code for a birth abroad)",
-                ),
-            ];
-            for (present, rel, what) in traits {
-                if !present {
-                    self.error(
-                        CDA_INS_TRAIT_MISSING,
-                        &format!("{person}{rel}"),
-                        format!("with an INS, the identity trait {what} is mandatory"),
-                    );
-                }
             }
         }
-        if let Some(county) = &p.birthplace_insee
-            && !is_cog_code(county)
-        {
-            self.own(
-                    Finding::warning(
-                        CDA_INS_BIRTHPLACE_FORMAT,
-                        "the birthplace code must be a 5-character INSEE COG code (2A/2B for Corsica, 99xxx abroad)",
-                    ),
-                    &format!("{person}/birthplace/place/addr/county"),
+    }
+
+    /// With an INS, the six identity traits are mandatory (the ANS rule has no exception: a
+    /// person born abroad has the INSEE code of the country, 99xxx, as birthplace).
+    fn ins_traits(&mut self, p: &Patient) {
+        let traits = [
+            (
+                p.birth_family.is_some(),
+                "/name/family[@qualifier='BR']",
+                "birth family name (family qualifier=\"BR\")",
+            ),
+            (
+                p.given_birth_first.is_some(),
+                "/name/given[@qualifier='BR']",
+                "first birth first name (given qualifier=\"BR\")",
+            ),
+            (
+                p.birth_given_names.is_some(),
+                "/name/given[not(@qualifier)]",
+                "list of birth first names (given without qualifier)",
+            ),
+            (
+                p.birth_time.is_some(),
+                "/birthTime",
+                "birth date (birthTime/@value)",
+            ),
+            (
+                p.sex.is_some(),
+                "/administrativeGenderCode/@code",
+                "sex (administrativeGenderCode/@code)",
+            ),
+            (
+                p.birthplace_insee.is_some(),
+                "/birthplace/place/addr/county",
+                "birthplace INSEE code (birthplace/place/addr/county; 99xxx for a birth abroad)",
+            ),
+        ];
+        for (present, rel, what) in traits {
+            if !present {
+                self.error(
+                    CDA_INS_TRAIT_MISSING,
+                    &format!("{PERSON}{rel}"),
+                    format!("with an INS, the identity trait {what} is mandatory"),
                 );
+            }
         }
     }
 }

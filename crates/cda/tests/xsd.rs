@@ -264,3 +264,38 @@ fn load_errors() {
         Err(XsdError::Parse { .. })
     ));
 }
+
+/// Deterministic mutations of a real document (letters and digits replaced, so that most mutants
+/// stay well-formed and reach libxml2): neither the reader, the header rules nor the validator
+/// may panic, and every mutant gets a verdict.
+#[test]
+fn mutated_documents_never_panic() {
+    let base = example("BIO-TROD_2024.01_Angine.xml").into_bytes();
+    let alnum = b"abcXYZ019";
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut reached_libxml2_invalid = 0;
+    for _ in 0..300 {
+        let mut doc = base.clone();
+        for _ in 0..(1 + next() % 4) {
+            let at = (next() as usize) % doc.len();
+            if doc[at].is_ascii_alphanumeric() {
+                doc[at] = alnum[(next() as usize) % alnum.len()];
+            }
+        }
+        relais_cda::fuzz_entry(&doc);
+        let findings = validator().validate(&doc);
+        if findings.iter().any(|f| f.code == "CDA-XSD-INVALID") {
+            reached_libxml2_invalid += 1;
+        }
+    }
+    assert!(
+        reached_libxml2_invalid > 10,
+        "mutants should reach the XSD validator: {reached_libxml2_invalid}"
+    );
+}
