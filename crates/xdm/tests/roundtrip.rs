@@ -399,3 +399,30 @@ proptest! {
         prop_assert_eq!(check_metadata(&built.metadata, METADATA_PATH), built.findings);
     }
 }
+
+#[test]
+fn every_ans_cda_example_in_one_package() {
+    let examples = relais_testsupport::ans_cda_examples();
+    let mut b = PackageBuilder::new(product(), submission_set());
+    let mut contents = Vec::new();
+    for (i, path) in examples.iter().enumerate() {
+        let content = std::fs::read(path).unwrap();
+        let mut e = ldl_ses_entry();
+        e.unique_id = format!("1.2.250.1.999.9.{i}");
+        b = b.document(e, content.clone());
+        contents.push(content);
+    }
+    let built = b.build().unwrap();
+    let pkg = read(&built.zip);
+    assert!(pkg.findings.is_empty(), "{:#?}", pkg.findings);
+    let docs: Vec<_> = pkg.documents().collect();
+    assert_eq!(docs.len(), examples.len());
+    for (i, (doc, content)) in docs.iter().zip(&contents).enumerate() {
+        assert_eq!(&doc.content, content);
+        assert_eq!(
+            doc.zip_path,
+            format!("IHE_XDM/SUBSET01/DOC{:04}.XML", i + 1)
+        );
+    }
+    assert_eq!(pkg.subsets[0].metadata.as_ref(), Some(&built.metadata));
+}
