@@ -9,13 +9,19 @@
 //! * every active pattern becomes its own mode that walks the whole document; its rules become
 //!   templates of that mode with decreasing priorities, so that the first rule of the pattern
 //!   matching a node wins and later rules do not see that node;
-//! * rule-level `<let>`s become local variables, `<extends>` inlines the abstract rule;
-//! * a failed `<assert>` or a fired `<report>` writes one `rsch:result` element (pattern, rule
-//!   context, id, role, flag, location of the node as an XPath, message with `<value-of>` and
-//!   `<name>` evaluated) into the result document, read back by the worker;
+//! * rule-level `<let>`s become local variables;
+//! * `<extends rule>` copies the abstract rule into the rule, except when the abstract rule
+//!   shares no variable with it: then it becomes a named template called from every rule that
+//!   extends it. Art-Decor schemas (the header rules) extend datatype rules hundreds of times;
+//!   copying them made a 21 MB stylesheet that Saxon took seconds to compile, calling them a
+//!   2 MB one;
+//! * a failed `<assert>` or a fired `<report>` writes one `rsch:r` element: the numbers of its
+//!   site (pattern and rule context) and check (test, id, role, flag) in the [`Table`] returned
+//!   with the stylesheet, the location of the node as an XPath, and the message with
+//!   `<value-of>` and `<name>` evaluated;
 //! * each check runs inside `xsl:try` (the one XSLT 3.0 instruction used; Saxon-HE 9.9 has it):
-//!   a dynamic error, such as a value set missing from the pack, yields a result of kind
-//!   `error` for that check instead of aborting the whole validation.
+//!   a dynamic error, such as a value set missing from the pack, yields a result marked as an
+//!   error for that check instead of aborting the whole validation.
 //!
 //! Relative URIs in XPath (`document('../jeuxDeValeurs/X.xml')`, `doc('include/voc.xml')`)
 //! resolve against the stylesheet's static base URI: [`CompileOptions::base_uri`] sets it with
@@ -31,8 +37,13 @@ use std::path::{Path, PathBuf};
 pub const RESULT_NS: &str = "urn:relais:schematron:result";
 /// Namespace of the helper functions of the generated stylesheet.
 const FN_NS: &str = "urn:relais:schematron:functions";
-/// Bumped whenever the generated XSLT changes, so cached stylesheets are rebuilt.
-const GENERATOR: &str = "relais-schematron-xslt/3";
+/// Identifies the generator in cache keys: the compiler's own source is part of it, so a
+/// change of the compiler never reuses stylesheets compiled by an older one.
+const GENERATOR: &str = concat!(
+    "relais-schematron-xslt/3\n",
+    include_str!("compile.rs"),
+    include_str!("model.rs")
+);
 /// Prefixes the generated stylesheet uses for itself.
 const RESERVED: [&str; 4] = ["xsl", "rsch", "rschf", "rscherr"];
 /// Namespace of the error variables of `xsl:catch`.
@@ -449,7 +460,7 @@ pub enum CheckKind {
     Rule,
 }
 
-/// One `<assert>` or `<report>` of the schema (the checks of an abstract rule appear once).
+/// One `<assert>` or `<report>` of the schema (those of a called abstract rule appear once).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     pub kind: CheckKind,
@@ -633,7 +644,7 @@ impl Gen<'_> {
                         rule: target.to_string(),
                     });
                 }
-                if subject.is_none() && self.callable(rule, target) {
+                if subject.is_none() && stack.is_empty() && self.callable(rule, target) {
                     let next = self.named.len();
                     let n = *self.named.entry(target.to_string()).or_insert(next);
                     if n == next {
@@ -673,11 +684,23 @@ impl Gen<'_> {
 
     /// An abstract rule can run as a named template (instead of being copied into `caller`)
     /// when it needs no variable of the caller and the caller needs none of its variables.
+    /// Only decided for an `<extends>` written directly in the rule being generated (not in an
+    /// abstract rule already being copied, whose surroundings are harder to reason about).
     fn callable(&mut self, caller: &Elem, target: &str) -> bool {
         let (free, defined) = self.vars_of(target);
+        // It reads only global variables, none of them shadowed by a variable of the caller...
         if !free.iter().all(|v| self.globals.contains(v)) {
             return false;
         }
+        let caller_lets: HashSet<String> = caller
+            .elems()
+            .filter(|c| c.is_sch("let"))
+            .filter_map(|c| c.attr("name").map(|n| n.trim().to_string()))
+            .collect();
+        if !free.is_disjoint(&caller_lets) {
+            return false;
+        }
+        // ...and the caller reads none of its variables.
         let mut caller_refs = HashSet::new();
         own_refs(caller, &mut caller_refs);
         caller_refs.is_disjoint(&defined)

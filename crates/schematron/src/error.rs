@@ -65,7 +65,7 @@ pub enum CompileError {
 #[derive(Debug, thiserror::Error)]
 pub enum SchematronError {
     /// Java, javac or Saxon-HE is missing or does not start: callers report "schematron checks
-    /// were not run: <reason>" instead of failing the whole validation.
+    /// were not run: `<reason>`" instead of failing the whole validation.
     #[error("schematron engine unavailable: {reason}")]
     Unavailable { reason: String },
     #[error(transparent)]

@@ -9,9 +9,9 @@
 //!
 //! So this crate does two things:
 //!
-//! * [`compile`]: our own Schematron → XSLT 2.0 compiler, in Rust (includes, abstract patterns,
-//!   abstract rules and `extends`, `let` at every level, phases, `ns`, messages with
-//!   `value-of`/`name`);
+//! * [`compile()`] and [`mod@compile`]: our own Schematron → XSLT compiler, in Rust
+//!   (includes, abstract patterns, abstract rules and `extends`, `let` at every level, phases,
+//!   `ns`, messages with `value-of`/`name`);
 //! * [`SchematronEngine`]: runs the compiled stylesheets with Saxon-HE (the Debian package,
 //!   driven through a small Java worker that ships inside this crate as source) in long-lived
 //!   worker processes, so a validation costs milliseconds instead of a JVM start.
@@ -20,6 +20,22 @@
 //! them compiled in memory. When Java or Saxon is missing, [`SchematronEngine::start`] returns
 //! [`SchematronError::Unavailable`] so callers can say that the schematron checks were not run
 //! instead of failing.
+//!
+//! # Cache layout
+//!
+//! ```text
+//! <cache>/worker/<hash>/RelaisSchematronWorker*.class   the worker, built once per source
+//! <cache>/sch/<name>-<digest>.xsl (+ .table)            one per schematron and phase
+//! <cache>/packs/<hash>/schematrons   -> <pack>/schematrons
+//! <cache>/packs/<hash>/jeuxDeValeurs -> <pack>/value-sets (or <pack>/jeuxDeValeurs)
+//! ```
+//!
+//! The rules find their value sets with `document('../jeuxDeValeurs/X.xml')` relative to the
+//! schematron, and Art-Decor rules their vocabularies with `doc('include/voc-….xml')`. Each
+//! stylesheet's `xml:base` is therefore the schematron's path inside the pack view
+//! (`<cache>/packs/<hash>/schematrons/…`), whose two symbolic links make both resolve whatever
+//! the pack calls its value-set folder. The `<digest>` hashes every file the schematron
+//! includes, the phase and the compiler version, so a pack update compiles afresh.
 //!
 //! Results become [`relais_core::Finding`]s with the codes of [`codes`]. Note that the ANS
 //! messages quote document values with `<value-of>` (dates, codes): the `assertion` and

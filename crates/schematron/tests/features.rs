@@ -81,6 +81,13 @@ const WRAPPER: &str = r#"<schema xmlns="http://purl.oclc.org/dsdl/schematron">
     <rule abstract="true" id="uses-caller">
       <assert test="string($x) != '4'">item four seen through the caller's variable</assert>
     </rule>
+    <rule abstract="true" id="reads-limit">
+      <assert test="$limit = 3">limit shadowed by the caller: <value-of select="$limit"/></assert>
+    </rule>
+    <rule context="t:root">
+      <let name="limit" value="1"/>
+      <extends rule="reads-limit"/>
+    </rule>
     <rule context="t:item">
       <extends rule="base"/>
       <let name="x" value="@n"/>
@@ -177,6 +184,10 @@ fn abstract_rules_are_called_or_inlined_and_see_the_right_variables() {
     let four = find(&results, "wrapped", "item four");
     assert_eq!(four.len(), 1);
     assert_eq!(four[0].location, "/root/item[4]");
+    // The caller's $limit (1) shadows the global one (3) inside the abstract rule.
+    let shadowed = find(&results, "wrapped", "limit shadowed");
+    assert_eq!(shadowed.len(), 1, "{results:#?}");
+    assert_eq!(shadowed[0].text.trim(), "limit shadowed by the caller: 1");
     let two = find(&results, "wrapped", "item two");
     assert_eq!(two.len(), 1);
     assert_eq!(two[0].to_finding("main.sch").severity, Severity::Info);
