@@ -220,7 +220,7 @@ pub fn generate(
             (name.to_string(), Some(*found))
         }
     };
-    let active: Option<HashSet<&str>> = phase_elem.map(|ph| {
+    let active: Option<Vec<&str>> = phase_elem.map(|ph| {
         ph.elems()
             .filter(|e| e.is_sch("active"))
             .filter_map(|e| e.attr("pattern"))
@@ -235,7 +235,7 @@ pub fn generate(
     }
     let is_active = |id: &Option<String>| match (&active, id) {
         (None, _) => true,
-        (Some(set), Some(id)) => set.contains(id.as_str()),
+        (Some(set), Some(id)) => set.contains(&id.as_str()),
         (Some(_), None) => false,
     };
 

@@ -22,6 +22,9 @@ const MAX_INCLUDE_DEPTH: usize = 32;
 const MAX_FILES: usize = 20_000;
 /// Most elements in one expanded schema.
 const MAX_ELEMENTS: usize = 5_000_000;
+/// Deepest element nesting accepted in one file (Schematron needs about ten; the bound keeps
+/// the recursive walks of the compiler within the stack on hostile input).
+const MAX_DEPTH: usize = 256;
 
 /// One node of the owned tree.
 #[derive(Debug, Clone)]
@@ -283,7 +286,7 @@ impl Loader<'_> {
                 })?,
         };
         self.stack.push(path.to_path_buf());
-        let result = self.convert(start, path, true);
+        let result = self.convert(start, path, true, 0);
         self.stack.pop();
         result
     }
@@ -293,7 +296,16 @@ impl Loader<'_> {
         node: roxmltree::Node<'_, '_>,
         file: &Path,
         is_root: bool,
+        depth: usize,
     ) -> Result<Elem, CompileError> {
+        if depth > MAX_DEPTH {
+            return Err(CompileError::TooLarge {
+                what: format!(
+                    "elements nested deeper than {MAX_DEPTH} levels in {}",
+                    file.display()
+                ),
+            });
+        }
         self.elements += 1;
         if self.elements > MAX_ELEMENTS {
             return Err(CompileError::TooLarge {
@@ -376,7 +388,7 @@ impl Loader<'_> {
                     elem.children.push(Node::Elem(included));
                 }
             } else {
-                let converted = self.convert(child, file, false)?;
+                let converted = self.convert(child, file, false, depth + 1)?;
                 elem.children.push(Node::Elem(converted));
             }
         }
@@ -489,6 +501,17 @@ mod tests {
         let d = std::env::temp_dir().join(format!("relais-sch-model-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = format!(
+            r#"<schema xmlns="http://purl.oclc.org/dsdl/schematron">{}{}</schema>"#,
+            "<p>".repeat(100_000),
+            "</p>".repeat(100_000)
+        );
+        let err = load_bytes(Path::new("/m.sch"), deep.as_bytes(), &mut NoIncludes).unwrap_err();
+        assert!(matches!(err, CompileError::TooLarge { .. }), "{err}");
     }
 
     #[test]
