@@ -78,7 +78,10 @@ mod tests {
         assert_eq!(patient_ins_of(a), Some("146026322000196"));
         assert_eq!(patient_ins_of("1460263A2000196@patient.mssante.fr"), None);
         assert_eq!(patient_ins_of("18502A2000196xx@patient.mssante.fr"), None);
-        assert_eq!(patient_ins_of("185022A00019612@patient.mssante.fr"), Some("185022A00019612"));
+        assert_eq!(
+            patient_ins_of("185022A00019612@patient.mssante.fr"),
+            Some("185022A00019612")
+        );
         assert_eq!(patient_ins_of("146026322000196@chb.mssante.fr"), None);
         assert!(!is_patient_address("dr.x@chb.mssante.fr"));
         assert_eq!(redact(a), "<patient>@patient.mssante.fr");

@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(check(b"VGVzdA"), Some(Base64Problem::Truncated));
         assert_eq!(check(b"VGVzdA="), Some(Base64Problem::BadPadding));
         assert_eq!(check(b"VGVzd==="), Some(Base64Problem::BadPadding));
-        assert_eq!(check(b"VGVzdA==VGVz"), Some(Base64Problem::DataAfterPadding));
+        assert_eq!(
+            check(b"VGVzdA==VGVz"),
+            Some(Base64Problem::DataAfterPadding)
+        );
         assert_eq!(
             check(b"VGV*zdA=="),
             Some(Base64Problem::IllegalByte { offset: 3 })

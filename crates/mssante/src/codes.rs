@@ -20,6 +20,9 @@ pub const MAIL_HEADER_TOO_LARGE: RuleCode = RuleCode::new("MAIL-HEADER-TOO-LARGE
 /// Fatal: too many multiparts declare a boundary that never appears in the mail.
 pub const MAIL_MIME_MALFORMED: RuleCode = RuleCode::new("MAIL-MIME-MALFORMED");
 
+/// Fatal: the MIME parser (mail-parser) failed on this mail; it is refused and should be kept.
+pub const MAIL_MIME_UNREADABLE: RuleCode = RuleCode::new("MAIL-MIME-UNREADABLE");
+
 /// Error: the mail has no `Message-ID` header (required by MSSanté; the MDN needs it).
 pub const MAIL_MESSAGE_ID_MISSING: RuleCode = RuleCode::new("MAIL-MESSAGE-ID-MISSING");
 /// Warning: an XDM archive is attached but the subject does not follow `XDM/1.0/DDM+...`.
@@ -28,7 +31,7 @@ pub const MAIL_SUBJECT_CONVENTION: RuleCode = RuleCode::new("MAIL-SUBJECT-CONVEN
 pub const MAIL_X_MSS_INS_INVALID: RuleCode = RuleCode::new("MAIL-X-MSS-INS-INVALID");
 /// Error: a base64 part has illegal characters, bad padding or is truncated.
 pub const MAIL_BASE64_INVALID: RuleCode = RuleCode::new("MAIL-BASE64-INVALID");
-/// Warning: a part's quoted-printable (or other) transfer encoding could not be decoded cleanly.
+/// Warning: a part's quoted-printable encoding is broken (its raw text is kept).
 pub const MAIL_PART_ENCODING: RuleCode = RuleCode::new("MAIL-PART-ENCODING");
 /// Error: an attachment is larger than the limit of the layer that will read it (ZIP, XML, HL7).
 pub const MAIL_ATTACHMENT_TOO_LARGE: RuleCode = RuleCode::new("MAIL-ATTACHMENT-TOO-LARGE");
@@ -50,6 +53,7 @@ pub const ALL: &[RuleCode] = &[
     MAIL_TOO_MANY_HEADERS,
     MAIL_HEADER_TOO_LARGE,
     MAIL_MIME_MALFORMED,
+    MAIL_MIME_UNREADABLE,
     MAIL_MESSAGE_ID_MISSING,
     MAIL_SUBJECT_CONVENTION,
     MAIL_X_MSS_INS_INVALID,

@@ -48,6 +48,12 @@ pub enum MailError {
          structure is broken beyond recovery; ask the sender to resend the mail"
     )]
     MimeMalformed { count: usize },
+    /// mail-parser failed (panicked) on this mail.
+    #[error(
+        "the MIME parser failed on this mail (an internal inconsistency of mail-parser on a \
+         broken structure): the mail is refused; keep it and report it for analysis"
+    )]
+    Unreadable,
 }
 
 impl MailError {
@@ -61,6 +67,7 @@ impl MailError {
             MailError::TooManyHeaders { .. } => codes::MAIL_TOO_MANY_HEADERS,
             MailError::HeaderTooLarge { .. } => codes::MAIL_HEADER_TOO_LARGE,
             MailError::MimeMalformed { .. } => codes::MAIL_MIME_MALFORMED,
+            MailError::Unreadable => codes::MAIL_MIME_UNREADABLE,
         }
     }
 

@@ -1,15 +1,15 @@
 //! Reading one MSSanté mail: headers, body, attachments and their roles, findings.
 
+use crate::MailError;
 use crate::address;
 use crate::b64;
 use crate::codes;
 use crate::prescan;
 use crate::sniff;
 use crate::subject::DdmSubject;
-use crate::MailError;
 use mail_parser::{
-    Address, GetHeader, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
-    MimeHeaders, PartType,
+    Address, GetHeader, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders,
+    PartType,
 };
 use relais_core::{Finding, Limits, Location};
 use std::fmt;
@@ -139,7 +139,10 @@ impl fmt::Debug for ParsedMail {
             .field("date", &self.date)
             .field(
                 "disposition_notification_to",
-                &self.disposition_notification_to.as_deref().map(address::redact),
+                &self
+                    .disposition_notification_to
+                    .as_deref()
+                    .map(address::redact),
             )
             .field("mss", &self.mss)
             .field("body_text_len", &self.body_text.as_ref().map(String::len))
@@ -169,9 +172,7 @@ pub fn parse_mail(raw: &[u8], limits: &Limits) -> Result<ParsedMail, MailError> 
         return Err(MailError::NotAMail);
     }
     prescan::scan(raw, limits.max_mime_depth, limits.max_mime_parts)?;
-    let message = MessageParser::default()
-        .parse(raw)
-        .ok_or(MailError::NotAMail)?;
+    let message = parse_guarded(raw)?.ok_or(MailError::NotAMail)?;
     Reader {
         limits,
         findings: Vec::new(),
@@ -180,6 +181,18 @@ pub fn parse_mail(raw: &[u8], limits: &Limits) -> Result<ParsedMail, MailError> 
         parts: 0,
     }
     .read(raw, message)
+}
+
+/// Runs mail-parser, turning a panic into [`MailError::Unreadable`].
+///
+/// mail-parser never panics by design, but on some broken structures (a multipart/digest
+/// whose parts are attached messages, mutated) its state stack goes out of step: debug builds
+/// stop on its `debug_assert!`s, and release builds slice its body lists with indices taken
+/// from another message. A daemon must not lose a worker to one hostile mail, so the call is
+/// guarded; no state outlives it (the parser is created and dropped inside).
+pub(crate) fn parse_guarded(raw: &[u8]) -> Result<Option<Message<'_>>, MailError> {
+    std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+        .map_err(|_| MailError::Unreadable)
 }
 
 /// Parses with default limits and drops the result: the entry point of fuzz targets.
@@ -402,7 +415,14 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn leaf(&mut self, part: &MessagePart<'_>, body: PartType<'_>, raw: &[u8], section: Vec<u32>, top: bool) {
+    fn leaf(
+        &mut self,
+        part: &MessagePart<'_>,
+        body: PartType<'_>,
+        raw: &[u8],
+        section: Vec<u32>,
+        top: bool,
+    ) {
         let name = section_name(&section);
         let location = || Location::MimePart(name.clone());
         let ct = part.content_type();
@@ -415,7 +435,9 @@ impl Reader<'_> {
             None => "text/plain".to_string(),
         };
         let filename = part.attachment_name().map(String::from);
-        let is_attachment = part.content_disposition().is_some_and(|d| d.is_attachment());
+        let is_attachment = part
+            .content_disposition()
+            .is_some_and(|d| d.is_attachment());
         let cte = part
             .headers
             .header_value(&HeaderName::ContentTransferEncoding)
@@ -439,12 +461,11 @@ impl Reader<'_> {
                     .at(location()),
                 );
             }
-        } else if part.is_encoding_problem {
+        } else if part.is_encoding_problem && cte.as_deref() == Some("quoted-printable") {
             self.findings.push(
                 Finding::warning(
                     codes::MAIL_PART_ENCODING,
-                    "the part's transfer encoding could not be decoded cleanly; its raw text \
-                     is kept",
+                    "the part's quoted-printable encoding is broken; its raw text is kept",
                 )
                 .at(location()),
             );
@@ -470,7 +491,12 @@ impl Reader<'_> {
                         format!(
                             "a text part declares charset `{}`; the CI-SIS requires UTF-8 text \
                              parts (it was converted)",
-                            charset.as_deref().unwrap_or_default().chars().take(40).collect::<String>()
+                            charset
+                                .as_deref()
+                                .unwrap_or_default()
+                                .chars()
+                                .take(40)
+                                .collect::<String>()
                         ),
                     )
                     .at(location()),

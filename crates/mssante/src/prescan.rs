@@ -11,6 +11,12 @@
 //! seeks a boundary (its search finds the first `--boundary` after the current position, which is
 //! what `memmem` returns), and no body decoding except for the rare encoded attached message. The
 //! replay stops at the first limit crossed, so its own cost is bounded by the limits.
+//!
+//! The replay counts every part mail-parser creates, including those it later drops (when an
+//! attached message directly holds another attached message, mail-parser closes only one level
+//! at the next boundary and loses the inner ones), so its counts are upper bounds of what
+//! mail-parser allocates: a property test over generated and mutated MIME trees checks that it
+//! never counts less, and counts exactly on trees without that pattern.
 
 use crate::MailError;
 use mail_parser::{GetHeader, HeaderName, HeaderValue, MessageParser, parsers::MessageStream};
@@ -18,7 +24,8 @@ use memchr::memmem;
 
 /// Most header fields accepted in one mail (all parts and attached messages together).
 pub const MAX_HEADER_FIELDS: usize = 10_000;
-/// Largest header block accepted when the mail holds many `:` lines (see [`header_block`]).
+/// Largest header block accepted when the mail holds more lines with a `:` than
+/// [`MAX_HEADER_FIELDS`] (below that, no block can hold many fields and blocks are not bounded).
 pub const MAX_HEADER_BLOCK_BYTES: usize = 64 * 1024;
 /// Most multiparts whose boundary never appears (each costs mail-parser a scan to the end).
 pub const MAX_UNTERMINATED_MULTIPARTS: usize = 8;
@@ -160,7 +167,11 @@ impl Scanner {
                                 let parent = std::mem::replace(
                                     &mut state,
                                     State {
-                                        kind: if digest { Kind::Digest } else { Kind::Multipart },
+                                        kind: if digest {
+                                            Kind::Digest
+                                        } else {
+                                            Kind::Multipart
+                                        },
                                         delimiter: Some(delimiter),
                                     },
                                 );
@@ -396,6 +407,245 @@ fn colon_lines(raw: &[u8], cap: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mail_parser::{Message, PartType};
+    use proptest::prelude::*;
+
+    /// Parts mail-parser built (attached messages included) and the deepest nesting of a part,
+    /// counted as `parse_mail` counts it.
+    fn built(message: &Message<'_>, depth: usize) -> (usize, usize) {
+        let mut parts = message.parts.len();
+        let mut deepest = depth;
+        let mut stack = vec![(0usize, depth)];
+        let mut seen = vec![false; message.parts.len()];
+        while let Some((id, d)) = stack.pop() {
+            let Some(part) = message.parts.get(id) else {
+                continue;
+            };
+            if std::mem::replace(&mut seen[id], true) {
+                continue;
+            }
+            deepest = deepest.max(d);
+            match &part.body {
+                PartType::Multipart(children) => {
+                    stack.extend(children.iter().map(|&c| (c as usize, d + 1)))
+                }
+                PartType::Message(m) => {
+                    let (p, dd) = built(m, d + 1);
+                    parts += p;
+                    deepest = deepest.max(dd);
+                }
+                _ => {}
+            }
+        }
+        (parts, deepest)
+    }
+
+    /// Parts mail-parser builds; `Err` when mail-parser itself panics (see `parse_guarded`).
+    fn parser_parts(raw: &[u8]) -> Result<Option<(usize, usize)>, MailError> {
+        crate::parse::parse_guarded(raw).map(|m| m.map(|m| built(&m, 0)))
+    }
+
+    #[derive(Debug, Clone)]
+    enum Node {
+        Leaf {
+            typed: bool,
+            encoding: u8,
+            body: String,
+        },
+        Multi {
+            boundary: usize,
+            digest: bool,
+            children: Vec<Node>,
+        },
+        Msg {
+            encoded: bool,
+            child: Box<Node>,
+        },
+    }
+
+    // Boundaries that are prefixes of one another, to exercise mail-parser's substring search.
+    const BOUNDARIES: &[&str] = &["a", "ab", "b", "a-b"];
+    const SNIPPETS: &[&str] = &[
+        "--a",
+        "--ab--",
+        "--b\r\n",
+        "\r\n\r\n",
+        "\r\n",
+        "-",
+        "Content-Type: multipart/mixed; boundary=a\r\n",
+        "Content-Type: message/rfc822\r\n\r\n",
+        "Content-Type: multipart/digest; boundary=ab\r\n\r\n--ab\r\n\r\n",
+        "Content-Transfer-Encoding: base64\r\n",
+        " ",
+        "\x0c",
+    ];
+
+    fn node() -> impl Strategy<Value = Node> {
+        let leaf =
+            (any::<bool>(), 0u8..3, "[a-z=\\- \r\n]{0,20}").prop_map(|(typed, encoding, body)| {
+                Node::Leaf {
+                    typed,
+                    encoding,
+                    body,
+                }
+            });
+        leaf.prop_recursive(5, 40, 4, |inner| {
+            prop_oneof![
+                (
+                    0..BOUNDARIES.len(),
+                    any::<bool>(),
+                    prop::collection::vec(inner.clone(), 0..4)
+                )
+                    .prop_map(|(boundary, digest, children)| Node::Multi {
+                        boundary,
+                        digest,
+                        children
+                    }),
+                (any::<bool>(), inner).prop_map(|(encoded, child)| Node::Msg {
+                    encoded,
+                    child: Box::new(child)
+                }),
+            ]
+        })
+    }
+
+    /// An 8bit attached message whose body is itself an attached message: mail-parser pops one
+    /// level only when the enclosing boundary comes, and drops the parts of the others.
+    fn message_in_message(node: &Node) -> bool {
+        match node {
+            Node::Leaf { .. } => false,
+            Node::Multi { children, .. } => children.iter().any(message_in_message),
+            Node::Msg {
+                encoded: false,
+                child,
+            } if matches!(**child, Node::Msg { .. }) => true,
+            Node::Msg { child, .. } => message_in_message(child),
+        }
+    }
+
+    fn base64(data: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in data.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+            out.push(A[(n >> 18) as usize & 63] as char);
+            out.push(A[(n >> 12) as usize & 63] as char);
+            out.push(if chunk.len() > 1 {
+                A[(n >> 6) as usize & 63] as char
+            } else {
+                '='
+            });
+            out.push(if chunk.len() > 2 {
+                A[n as usize & 63] as char
+            } else {
+                '='
+            });
+        }
+        out
+    }
+
+    fn render(node: &Node, out: &mut String) {
+        match node {
+            Node::Leaf {
+                typed,
+                encoding,
+                body,
+            } => {
+                if *typed {
+                    out.push_str("Content-Type: application/octet-stream\r\n");
+                }
+                match encoding {
+                    1 => out.push_str("Content-Transfer-Encoding: base64\r\n\r\n"),
+                    2 => out.push_str("Content-Transfer-Encoding: quoted-printable\r\n\r\n"),
+                    _ => out.push_str("\r\n"),
+                }
+                out.push_str(body);
+            }
+            Node::Multi {
+                boundary,
+                digest,
+                children,
+            } => {
+                let b = BOUNDARIES[*boundary];
+                let sub = if *digest { "digest" } else { "mixed" };
+                out.push_str(&format!(
+                    "Content-Type: multipart/{sub}; boundary=\"{b}\"\r\n\r\npreamble\r\n"
+                ));
+                for child in children {
+                    out.push_str(&format!("--{b}\r\n"));
+                    render(child, out);
+                    out.push_str("\r\n");
+                }
+                out.push_str(&format!("--{b}--\r\nepilogue"));
+            }
+            Node::Msg { encoded, child } => {
+                out.push_str("Content-Type: message/rfc822\r\n");
+                let mut inner = String::from("Subject: x\r\n");
+                render(child, &mut inner);
+                if *encoded {
+                    out.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+                    out.push_str(&base64(inner.as_bytes()));
+                } else {
+                    out.push_str("\r\n");
+                    out.push_str(&inner);
+                }
+            }
+        }
+    }
+
+    fn mutate(mut raw: Vec<u8>, edits: &[(f64, usize, u8)]) -> Vec<u8> {
+        for &(at, what, len) in edits {
+            let pos = ((raw.len() as f64) * at) as usize;
+            let pos = pos.min(raw.len());
+            if what < SNIPPETS.len() {
+                raw.splice(pos..pos, SNIPPETS[what].bytes());
+            } else {
+                let end = (pos + len as usize % 8).min(raw.len());
+                raw.drain(pos..end);
+            }
+        }
+        raw
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// The pre-scan never under-counts what mail-parser builds (parts, nesting), on
+        /// well-formed and mutated structures alike, so its limits bound the parser; on
+        /// unmutated structures it counts exactly.
+        #[test]
+        fn prescan_bounds_what_mail_parser_builds(
+            root in node(),
+            edits in prop::collection::vec((0.0f64..1.0, 0usize..SNIPPETS.len() + 4, any::<u8>()), 0..6),
+        ) {
+            let mut text = String::from("From: a@b.fr\r\n");
+            render(&root, &mut text);
+            let raw = mutate(text.into_bytes(), &edits);
+            let Ok(built) = parser_parts(&raw) else {
+                // mail-parser's own assertion fired: parse_mail refuses such mails.
+                return Ok(());
+            };
+            let shown = String::from_utf8_lossy(&raw);
+            match scan(&raw, 100_000, 1_000_000) {
+                Ok(shape) => {
+                    let (parts, depth) = built.expect("the pre-scan found headers");
+                    prop_assert!(shape.parts >= parts, "{} < {parts}: {shown:?}", shape.parts);
+                    prop_assert!(shape.depth >= depth, "{} < {depth}: {shown:?}", shape.depth);
+                    if edits.is_empty() && !message_in_message(&root) {
+                        prop_assert_eq!(shape.parts, parts, "{:?}", shown);
+                    }
+                }
+                Err(MailError::NotAMail) => prop_assert_eq!(None, built),
+                Err(MailError::MimeMalformed { .. }) => {}
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+        }
+    }
 
     #[test]
     fn colon_lines_counts_lines_not_colons() {

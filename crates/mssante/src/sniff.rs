@@ -44,7 +44,9 @@ pub fn sniff_is_mail(bytes: &[u8]) -> bool {
         }
         match field_name(line) {
             Some(name) => {
-                known |= MAIL_HEADERS.iter().any(|k| name.eq_ignore_ascii_case(k.as_bytes()));
+                known |= MAIL_HEADERS
+                    .iter()
+                    .any(|k| name.eq_ignore_ascii_case(k.as_bytes()));
             }
             None if first => return false,
             None => break,
@@ -103,9 +105,11 @@ pub fn is_hl7(data: &[u8]) -> bool {
         && rest[3] != b'\\'
 }
 
-/// A CDA document: XML whose root element is `ClinicalDocument` (any prefix). Skips a byte order
-/// mark, the XML declaration, comments, processing instructions and a DOCTYPE; reads 64 KiB at
-/// most; parses nothing else.
+/// A CDA document: XML whose root element is `ClinicalDocument` (any prefix), or a CI-SIS
+/// "auto-présentable" document (an `xsl:stylesheet` root embedding a `ClinicalDocument` of the
+/// `urn:hl7-org:v3` namespace). Skips a byte order mark, the XML declaration, comments,
+/// processing instructions and a DOCTYPE; reads the first 64 KiB to find the root; parses
+/// nothing else.
 pub fn is_cda(data: &[u8]) -> bool {
     let mut s = &data[..data.len().min(XML_SNIFF_BYTES)];
     if let Some(r) = s.strip_prefix(b"\xef\xbb\xbf") {
@@ -138,11 +142,26 @@ pub fn is_cda(data: &[u8]) -> bool {
                 Some(i) => &name[i + 1..],
                 None => name,
             };
-            return local == b"ClinicalDocument" && len < r.len();
+            if len == r.len() {
+                return false;
+            }
+            return match local {
+                b"ClinicalDocument" => true,
+                // CI-SIS "auto-présentable" document: an XSLT whose data:Contenu holds the CDA.
+                b"stylesheet" | b"transform" => embeds_clinical_document(data),
+                _ => false,
+            };
         } else {
             return false;
         }
     }
+}
+
+/// Whether an element named `ClinicalDocument` (any prefix) and the HL7 v3 namespace appear.
+fn embeds_clinical_document(data: &[u8]) -> bool {
+    let named = memchr::memmem::find_iter(data, b"ClinicalDocument")
+        .any(|i| i > 0 && matches!(data[i - 1], b'<' | b':'));
+    named && memchr::memmem::find(data, b"urn:hl7-org:v3").is_some()
 }
 
 #[cfg(test)]
@@ -158,11 +177,15 @@ mod tests {
         assert!(sniff_is_mail(b"X-Custom: 1\nMIME-Version: 1.0\n\n"));
         assert!(!sniff_is_mail(b"X-Custom: 1\nX-Other: 2\n\n"));
         assert!(!sniff_is_mail(b""));
-        assert!(!sniff_is_mail(b"<?xml version=\"1.0\"?><ClinicalDocument/>"));
+        assert!(!sniff_is_mail(
+            b"<?xml version=\"1.0\"?><ClinicalDocument/>"
+        ));
         assert!(!sniff_is_mail(b"%PDF-1.7\n"));
         assert!(!sniff_is_mail(b"MSH|^~\\&|A|B\rPID|||1\r"));
         assert!(!sniff_is_mail(b"PK\x03\x04From: x"));
-        assert!(!sniff_is_mail(b"From someone@example Mon Jan 1 00:00:00 2024\nFrom: a@b\n"));
+        assert!(!sniff_is_mail(
+            b"From someone@example Mon Jan 1 00:00:00 2024\nFrom: a@b\n"
+        ));
         assert!(!sniff_is_mail(b"\r\nFrom: a@b.fr\r\n"));
     }
 
@@ -176,10 +199,16 @@ mod tests {
         assert!(is_cda(
             b"\xef\xbb\xbf<?xml version=\"1.0\"?>\n<!-- c -->\n<?xml-stylesheet href=\"x\"?>\n<ClinicalDocument xmlns=\"urn:hl7-org:v3\">"
         ));
-        assert!(is_cda(b"<hl7:ClinicalDocument xmlns:hl7=\"urn:hl7-org:v3\">"));
+        assert!(is_cda(
+            b"<hl7:ClinicalDocument xmlns:hl7=\"urn:hl7-org:v3\">"
+        ));
         assert!(!is_cda(b"<?xml version=\"1.0\"?><html>"));
         assert!(!is_cda(b"<ClinicalDocumentX>"));
         assert!(!is_cda(b"<ClinicalDocument"));
+        assert!(is_cda(
+            b"<xsl:stylesheet xmlns:c=\"urn:hl7-org:v3\"><data:Contenu><c:ClinicalDocument>"
+        ));
+        assert!(!is_cda(b"<xsl:stylesheet xmlns:xsl=\"x\"><xsl:template/>"));
         assert!(is_xdm_zip(b"PK\x03\x04....IHE_XDM/SUBSET01/DOC0001.XML"));
         assert!(!is_xdm_zip(b"PK\x03\x04....other/file.xml"));
     }

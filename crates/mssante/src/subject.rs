@@ -37,7 +37,10 @@ impl fmt::Debug for DdmSubject {
             .field("libelle", &self.libelle)
             .field("nom", &self.nom.as_ref().map(|_| "<redacted>"))
             .field("prenom", &self.prenom.as_ref().map(|_| "<redacted>"))
-            .field("birth_date", &self.birth_date.as_ref().map(|_| "<redacted>"))
+            .field(
+                "birth_date",
+                &self.birth_date.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -156,10 +159,24 @@ mod tests {
 
     #[test]
     fn dates_are_recognised() {
-        for d in ["12/10/1988", "1/2/1988", "12-10-1988", "1988-10-12", "19881012", "12.10.1988"] {
+        for d in [
+            "12/10/1988",
+            "1/2/1988",
+            "12-10-1988",
+            "1988-10-12",
+            "19881012",
+            "12.10.1988",
+        ] {
             assert!(looks_like_date(d), "{d}");
         }
-        for d in ["32/10/1988", "12/13/1988", "Marie", "1988", "12/10/88", "99999999"] {
+        for d in [
+            "32/10/1988",
+            "12/13/1988",
+            "Marie",
+            "1988",
+            "12/10/88",
+            "99999999",
+        ] {
             assert!(!looks_like_date(d), "{d}");
         }
     }
