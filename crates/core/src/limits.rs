@@ -51,3 +51,6 @@ impl Default for Limits {
         }
     }
 }
+
+/// An input is larger than any limit allows; it is refused before being read.
+pub const INPUT_TOO_LARGE: crate::RuleCode = crate::RuleCode::new("INPUT-TOO-LARGE");

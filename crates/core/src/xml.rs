@@ -24,12 +24,18 @@ pub enum XmlError {
     TooLarge { size: u64, limit: u64 },
     #[error("XML document has more than {limit} nodes")]
     TooManyNodes { limit: u32 },
-    #[error("XML document declares a DTD (<!DOCTYPE>); DTDs are refused to prevent entity expansion and external entity (XXE) attacks")]
+    #[error(
+        "XML document declares a DTD (<!DOCTYPE>); DTDs are refused to prevent entity expansion and external entity (XXE) attacks"
+    )]
     DtdForbidden,
     #[error("XML document is not in a supported encoding: {0}")]
     Encoding(String),
     #[error("XML document is not well-formed: {message}")]
-    NotWellFormed { message: String, line: u32, column: u32 },
+    NotWellFormed {
+        message: String,
+        line: u32,
+        column: u32,
+    },
 }
 
 impl XmlError {
@@ -61,15 +67,21 @@ impl XmlError {
 pub fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, XmlError> {
     use std::borrow::Cow;
     if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        return std::str::from_utf8(rest)
-            .map(Cow::Borrowed)
-            .map_err(|e| XmlError::Encoding(format!("invalid UTF-8 at byte {}", e.valid_up_to() + 3)));
+        return std::str::from_utf8(rest).map(Cow::Borrowed).map_err(|e| {
+            XmlError::Encoding(format!("invalid UTF-8 at byte {}", e.valid_up_to() + 3))
+        });
     }
     if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
         let le = bytes[0] == 0xFF;
         let units: Vec<u16> = bytes[2..]
             .chunks_exact(2)
-            .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+            .map(|c| {
+                if le {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
             .collect();
         return String::from_utf16(&units)
             .map(Cow::Owned)
@@ -78,7 +90,9 @@ pub fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, XmlError> {
     let head = &bytes[..bytes.len().min(200)];
     let head_lc = String::from_utf8_lossy(head).to_ascii_lowercase();
     let declared_latin = head_lc.starts_with("<?xml")
-        && (head_lc.contains("iso-8859-1") || head_lc.contains("windows-1252") || head_lc.contains("latin1"));
+        && (head_lc.contains("iso-8859-1")
+            || head_lc.contains("windows-1252")
+            || head_lc.contains("latin1"));
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok(Cow::Borrowed(s)),
         Err(_) if declared_latin => Ok(Cow::Owned(bytes.iter().map(|&b| b as char).collect())),
@@ -128,7 +142,11 @@ pub fn path_of(node: roxmltree::Node<'_, '_>) -> String {
             let name = n.tag_name().name();
             let same: Vec<_> = n
                 .parent()
-                .map(|p| p.children().filter(|c| c.is_element() && c.tag_name() == n.tag_name()).collect())
+                .map(|p| {
+                    p.children()
+                        .filter(|c| c.is_element() && c.tag_name() == n.tag_name())
+                        .collect()
+                })
                 .unwrap_or_default();
             if same.len() > 1 {
                 let idx = same.iter().position(|c| *c == n).unwrap_or(0) + 1;
@@ -158,7 +176,10 @@ mod tests {
     #[test]
     fn refuses_external_entity() {
         let xxe = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
-        assert_eq!(parse(xxe, &Limits::default()).unwrap_err(), XmlError::DtdForbidden);
+        assert_eq!(
+            parse(xxe, &Limits::default()).unwrap_err(),
+            XmlError::DtdForbidden
+        );
     }
 
     #[test]
@@ -172,7 +193,10 @@ mod tests {
 
     #[test]
     fn node_limit() {
-        let limits = Limits { max_xml_nodes: 10, ..Limits::default() };
+        let limits = Limits {
+            max_xml_nodes: 10,
+            ..Limits::default()
+        };
         let xml = format!("<r>{}</r>", "<a/>".repeat(50));
         assert_eq!(parse(&xml, &limits).unwrap_err().code(), XML_TOO_LARGE);
     }

@@ -1,0 +1,147 @@
+//! Command-line interface (clap derive).
+
+use clap::{Args, Parser, Subcommand};
+use relais_check::{CheckOptions, Checker, SchematronMode};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code when every input is valid.
+const EXIT_VALID: u8 = 0;
+/// Exit code when at least one input is invalid.
+const EXIT_INVALID: u8 = 1;
+/// Exit code for usage errors, unreadable files and unusable configuration.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "relais",
+    version,
+    about = "Relais: MSSanté integration engine for hospitals and labs",
+    long_about = "Relais receives health documents over MSSanté (France's secure health mail), \
+                  validates them against the CI-SIS rules (IHE XDM, CDA R2, HL7v2) and files \
+                  them into the hospital's systems; it also builds and sends documents out.",
+    after_help = "Exit status: 0 success / all inputs valid, 1 some input invalid, 2 usage, I/O or configuration error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check files offline: MSSanté mails (.eml), XDM ZIPs, CDA documents, HL7v2 messages.
+    ///
+    /// The kind of each file is told by its content, not its name. Each document is checked
+    /// against the CI-SIS rules: XDM metadata (hash, size, patient, codes), the CDA header
+    /// (Structuration minimale, INS traits), the CDA XSD and the ANS schematrons of its model
+    /// when a validation pack is available. A directory argument checks every file inside it.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// Files or directories to check.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Validation pack directory (ANS material: xsd/, schematrons/, value-sets/).
+    /// Default: $RELAIS_PACK_DIR, then ./validation-pack, /var/lib/relais/validation-pack,
+    /// ../shared/ans.
+    #[arg(long, value_name = "DIR")]
+    pack: Option<PathBuf>,
+    /// Mappings directory (nos/*.csv, cda-models.toml) overriding the built-in tables.
+    #[arg(long, value_name = "DIR")]
+    mappings: Option<PathBuf>,
+    /// Fail (exit 2) when the schematron checks cannot run (no Java, no Saxon, no pack).
+    #[arg(long, conflicts_with = "no_schematron")]
+    require_schematron: bool,
+    /// Do not run the schematron checks (faster; the report says they were not run).
+    #[arg(long)]
+    no_schematron: bool,
+    /// Directory for compiled schematrons and the worker (default: a per-user cache directory).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(args) => check(args),
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RELAIS_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let options = CheckOptions {
+        pack: args.pack,
+        mappings: args.mappings,
+        schematron: if args.no_schematron {
+            SchematronMode::Off
+        } else if args.require_schematron {
+            SchematronMode::Require
+        } else {
+            SchematronMode::Auto
+        },
+        cache_dir: args.cache_dir,
+        ..CheckOptions::default()
+    };
+    let checker = match Checker::new(options) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("relais check: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for note in checker.notes() {
+        eprintln!("relais check: note: {note}");
+    }
+    let files = match relais_check::expand_inputs(&args.files) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("relais check: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let mut inputs = Vec::with_capacity(files.len());
+    for path in &files {
+        match checker.check_file(path) {
+            Ok(r) => inputs.push(r),
+            Err(e) => {
+                eprintln!("relais check: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let report = relais_check::Report::new(inputs);
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &report)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(stdout))
+    } else {
+        stdout.write_all(report.render_text().as_bytes())
+    };
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("relais check: cannot write the report: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    ExitCode::from(if report.valid {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    })
+}
