@@ -369,6 +369,13 @@ impl Checker {
             location: label.to_string(),
             format: "hl7".into(),
             message_type: Some(describe_hl7(&msg)),
+            patient_id_kind: msg.pid().and_then(|p| {
+                p.ins()
+                    .find_map(|id| {
+                        relais_cda::InsKind::from_oid(&id.assigning_authority.universal_id)
+                    })
+                    .map(|k| k.to_string())
+            }),
             ..DocumentReport::default()
         };
         let profile = relais_hl7::validate_profile(&msg);

@@ -224,3 +224,74 @@ fn garbage_is_unknown_not_a_crash() {
     let p = write(&dir, "garbage.bin", &[0u8, 159, 146, 150, 1, 2, 3]);
     assert_rejected(&p, "CHECK-UNKNOWN-INPUT");
 }
+
+#[test]
+fn without_java_schematron_is_reported_not_run() {
+    let path = relais_testsupport::ans_file("cda-examples/LDL-SES_2022.01.xml");
+    let cache = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_relais"))
+            .arg("check")
+            .args(extra)
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .arg(&path)
+            .env("RELAIS_PACK_DIR", relais_testsupport::ans_dir())
+            // No java on the PATH.
+            .env("PATH", cache.path())
+            .output()
+            .expect("run relais")
+    };
+    let out = run(&["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schematron checks will not run"));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = json["inputs"][0]["documents"][0]["checks"]
+        .as_array()
+        .unwrap();
+    let status = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("xsd").as_deref(), Some("ran"));
+    assert_eq!(status("header").as_deref(), Some("ran"));
+    assert_eq!(status("schematron").as_deref(), Some("not-run"));
+    let out = run(&["--require-schematron"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schematron checks are required"));
+}
+
+#[test]
+fn hl7_examples_are_read_with_their_profile() {
+    // The ANS HL7 examples carry placeholder text, not real CDA documents, in their ED
+    // fields: the report says so (HL7-ED-NOT-XML) instead of failing to parse.
+    let dir = relais_testsupport::ans_dir().join("hl7v2-examples");
+    for (name, profile) in [
+        (
+            "message_ORU_CR_Bio_INIT_N1_N3.hl7",
+            "ORU^R01 v2.5 (OruFromProducer)",
+        ),
+        (
+            "message_MDM__LPS_MSS_CR_Radio_INIT_N1.er7",
+            "MDM^T02 v2.6 (MdmToLps)",
+        ),
+    ] {
+        let (exit, codes, json) = check_json(&dir.join(name));
+        let doc = &json["inputs"][0]["documents"][0];
+        assert_eq!(doc["format"], "hl7", "{name}");
+        assert_eq!(doc["message_type"], profile, "{name}");
+        assert_eq!(doc["patient_id_kind"], "INS-NIR (test)", "{name}");
+        assert!(
+            codes.iter().any(|c| c == "HL7-ED-NOT-XML"),
+            "{name}: {codes:?}"
+        );
+        assert!(exit == 0 || exit == 1, "{name}: exit {exit}");
+    }
+}
