@@ -30,3 +30,5 @@ pub const CHECK_NOT_XDM: RuleCode = RuleCode::new("CHECK-NOT-XDM");
 pub const SCH_NOT_RUN: RuleCode = RuleCode::new("SCH-NOT-RUN");
 /// The model's schematron file is named in the model table but absent from the pack.
 pub const SCH_FILE_MISSING: RuleCode = RuleCode::new("SCH-FILE-MISSING");
+/// A schematron rule could not be evaluated because the validation pack lacks a file it reads.
+pub const SCH_PACK_FILE_MISSING: RuleCode = RuleCode::new("SCH-PACK-FILE-MISSING");

@@ -241,11 +241,11 @@ impl Checker {
                 drop(cdas);
             }
             InputKind::Xml => {
-                let (doc, _) = self.check_cda(bytes, "document");
+                let (doc, _) = self.check_cda(bytes, WHOLE_FILE);
                 report.documents.push(doc);
             }
             InputKind::Hl7 => self.check_hl7(bytes, "", &mut report),
-            InputKind::Pdf => report.documents.push(pdf_document("document")),
+            InputKind::Pdf => report.documents.push(pdf_document(WHOLE_FILE)),
             InputKind::Unknown => report.findings.push(Finding::error(
                 codes::CHECK_UNKNOWN_INPUT,
                 "not a mail, ZIP, XML, HL7v2 or PDF file: relais check cannot tell what it is",
@@ -488,6 +488,8 @@ impl Checker {
             }
             match engine.validate(&path, bytes) {
                 Ok(findings) => {
+                    let findings: Vec<Finding> =
+                        findings.into_iter().map(summarise_pack_gap).collect();
                     report.checks.push(CheckRun::ran(name, &findings));
                     report.findings.extend(findings);
                 }
@@ -522,6 +524,34 @@ fn read_head(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
         .take(n as u64)
         .read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+/// Location label of a document that is the whole input file.
+const WHOLE_FILE: &str = "(whole file)";
+
+/// A schematron rule that could not run because the validation pack lacks a file it reads
+/// (Saxon error FODC0002) is said in one short line naming the file, not the XPath error.
+fn summarise_pack_gap(f: Finding) -> Finding {
+    if f.code != relais_schematron::codes::SCH_RULE_ERROR || !f.message.contains("FODC0002") {
+        return f;
+    }
+    let missing = f
+        .message
+        .split("processing file:")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|path| path.rsplit('/').next())
+        .map(str::to_string);
+    match missing {
+        Some(file) => Finding {
+            code: codes::SCH_PACK_FILE_MISSING,
+            message: format!(
+                "a schematron rule was not evaluated: the validation pack lacks {file}"
+            ),
+            ..f
+        },
+        None => f,
+    }
 }
 
 fn pdf_document(location: &str) -> DocumentReport {

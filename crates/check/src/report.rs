@@ -245,10 +245,16 @@ fn render_input(out: &mut String, input: &InputReport) {
                 None => facts.push(format!("type {t}")),
             }
         }
-        facts.push(format!(
-            "patient {}",
-            doc.patient_id_kind.as_deref().unwrap_or("without INS")
-        ));
+        if doc.format != "pdf"
+            && (doc.patient_id_kind.is_some()
+                || doc.type_code.is_some()
+                || doc.message_type.is_some())
+        {
+            facts.push(format!(
+                "patient {}",
+                doc.patient_id_kind.as_deref().unwrap_or("without INS")
+            ));
+        }
         if let Some(a) = &doc.author {
             facts.push(format!("author {a}"));
         }

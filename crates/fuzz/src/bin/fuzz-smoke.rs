@@ -59,7 +59,8 @@ fn main() {
     );
     let mut failures = 0;
     for (ti, target) in targets.iter().enumerate() {
-        let seeds = load_corpus(&corpus_root.join(target.name));
+        let mut seeds = load_corpus(&corpus_root.join(target.name));
+        seeds.extend(sample_seeds(&root.join("samples"), target.name));
         if seeds.is_empty() {
             eprintln!(
                 "fuzz-smoke: no seed input in {}/{}",
@@ -108,6 +109,36 @@ fn main() {
         std::process::exit(1);
     }
     println!("fuzz-smoke: {} passed, 0 failed", targets.len());
+}
+
+/// The project's samples that suit a target, by file extension.
+fn sample_seeds(samples: &std::path::Path, target: &str) -> Vec<Vec<u8>> {
+    let wanted: &[&str] = match target {
+        "mail" => &["eml"],
+        "zip" => &["zip"],
+        "cda" | "xml" => &["xml"],
+        "hl7" => &["hl7"],
+        "check" => &["eml", "zip", "xml", "hl7", "pdf"],
+        _ => &[],
+    };
+    let mut files = Vec::new();
+    let mut stack = vec![samples.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| wanted.contains(&e.to_ascii_lowercase().as_str()))
+            {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 
 fn load_corpus(dir: &std::path::Path) -> Vec<Vec<u8>> {
