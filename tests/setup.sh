@@ -4,8 +4,11 @@
 set -euo pipefail
 
 # Debian packages: libxml2 (XSD validation, linked by relais-cda), xmllint (XSD oracle in tests),
-# a JDK and Saxon-HE (schematron worker), python3 (reference tools).
-packages=(libxml2-dev libxml2-utils libsaxonhe-java openjdk-17-jdk-headless python3)
+# a JDK and Saxon-HE (schematron worker), python3 (reference tools),
+# Dovecot (IMAP + LMTP) and Postfix (SMTP): the real mail servers started by
+# relais_testsupport::mailserver for the IMAP/SMTP tests.
+packages=(libxml2-dev libxml2-utils libsaxonhe-java openjdk-17-jdk-headless python3
+  dovecot-imapd dovecot-lmtpd postfix)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -23,12 +26,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  # Postfix's debconf would prompt and write /etc/postfix/main.cf: the tests run private
+  # instances with their own configuration, so the system one stays unconfigured.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-for tool in xmllint java javac; do
+for tool in xmllint java javac dovecot postfix; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is still missing after install" >&2; exit 1; }
 done
 test -f /usr/share/java/Saxon-HE.jar || { echo "setup: /usr/share/java/Saxon-HE.jar missing" >&2; exit 1; }
+test -x /usr/lib/dovecot/lmtp || { echo "setup: /usr/lib/dovecot/lmtp missing (dovecot-lmtpd)" >&2; exit 1; }
 echo "setup: test prerequisites present"
