@@ -132,7 +132,7 @@ pub(crate) fn entry_against_cda(
 /// Does the mail agree with the documents it carries? One patient; X-MSS-CODECDA; X-MSS-INS.
 pub(crate) fn mail_against_documents(
     mail: &relais_mssante::ParsedMail,
-    cdas: &[CdaDocument],
+    cdas: &[&CdaDocument],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     if cdas.is_empty() {

@@ -232,29 +232,38 @@ impl Checker {
 
     /// Check one input given as bytes; `name` labels it in the report.
     pub fn check_bytes(&self, name: &str, bytes: &[u8]) -> InputReport {
+        self.check_and_extract(name, bytes).0
+    }
+
+    /// Check one input and hand back, beside the report, every CDA document found in it (as
+    /// bytes and parsed), in report order: what the inbound pipeline files.
+    pub fn check_and_extract(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> (InputReport, Vec<ExtractedDocument>) {
         let kind = detect(bytes);
         let mut report = InputReport::new(name, kind);
+        let mut out = Vec::new();
         match kind {
-            InputKind::Mail => self.check_mail(bytes, &mut report),
-            InputKind::Zip => {
-                let cdas = self.check_zip(bytes, "", &mut report);
-                drop(cdas);
-            }
+            InputKind::Mail => self.check_mail(bytes, &mut report, &mut out),
+            InputKind::Zip => self.check_zip(bytes, "", &mut report, &mut out),
             InputKind::Xml => {
-                let (doc, _) = self.check_cda(bytes, WHOLE_FILE);
+                let (doc, cda) = self.check_cda(bytes, WHOLE_FILE);
+                push_extracted(&mut out, &report, &doc, bytes, cda, None);
                 report.documents.push(doc);
             }
-            InputKind::Hl7 => self.check_hl7(bytes, "", &mut report),
+            InputKind::Hl7 => self.check_hl7(bytes, "", &mut report, &mut out),
             InputKind::Pdf => report.documents.push(pdf_document(WHOLE_FILE)),
             InputKind::Unknown => report.findings.push(Finding::error(
                 codes::CHECK_UNKNOWN_INPUT,
                 "not a mail, ZIP, XML, HL7v2 or PDF file: relais check cannot tell what it is",
             )),
         }
-        report.finish()
+        (report.finish(), out)
     }
 
-    fn check_mail(&self, raw: &[u8], report: &mut InputReport) {
+    fn check_mail(&self, raw: &[u8], report: &mut InputReport, out: &mut Vec<ExtractedDocument>) {
         let mail = match relais_mssante::parse_mail(raw, &self.limits) {
             Ok(m) => m,
             Err(e) => {
@@ -276,7 +285,7 @@ impl Checker {
             x_mss_ins: mail.mss.ins.map(|i| i.as_str().to_string()),
         });
         report.findings.extend(mail.findings.iter().cloned());
-        let mut cdas = Vec::new();
+        let first = out.len();
         for att in &mail.attachments {
             let label = match att.role {
                 relais_mssante::AttachmentRole::Xdm => format!("part {} IHE_XDM.ZIP", att.part),
@@ -284,36 +293,36 @@ impl Checker {
             };
             use relais_mssante::AttachmentRole as R;
             match att.role {
-                R::Xdm => cdas.extend(self.check_zip(&att.data, &label, report)),
+                R::Xdm => self.check_zip(&att.data, &label, report, out),
                 R::Cda => {
                     let (doc, cda) = self.check_cda(&att.data, &label);
+                    push_extracted(out, report, &doc, &att.data, cda, None);
                     report.documents.push(doc);
-                    cdas.extend(cda);
                 }
-                R::Hl7 => self.check_hl7(&att.data, &label, report),
+                R::Hl7 => self.check_hl7(&att.data, &label, report, out),
                 R::Pdf => report.documents.push(pdf_document(&label)),
                 R::Other => {}
             }
         }
+        let cdas: Vec<&CdaDocument> = out[first..].iter().map(|e| &e.cda).collect();
         report
             .findings
             .extend(crosscheck::mail_against_documents(&mail, &cdas));
     }
 
-    /// Check an XDM package; documents and findings go into `report`; the readable CDAs are
-    /// returned for the mail-level cross-checks.
+    /// Check an XDM package; documents and findings go into `report`, readable CDAs into `out`.
     fn check_zip(
         &self,
         bytes: &[u8],
         container: &str,
         report: &mut InputReport,
-    ) -> Vec<CdaDocument> {
-        let mut cdas = Vec::new();
+        out: &mut Vec<ExtractedDocument>,
+    ) {
         let package = match relais_xdm::read_package(bytes, &self.limits) {
             Ok(p) => p,
             Err(e) => {
                 report.findings.push(e.to_finding());
-                return cdas;
+                return;
             }
         };
         report.findings.extend(package.findings.iter().cloned());
@@ -340,15 +349,27 @@ impl Checker {
                     .at(Location::ZipEntry(doc.zip_path.clone())),
                 ),
             }
+            push_extracted(
+                out,
+                report,
+                &doc_report,
+                &doc.content,
+                cda,
+                Some(doc.entry.clone()),
+            );
             report.documents.push(doc_report);
-            cdas.extend(cda);
         }
-        cdas
     }
 
-    fn check_hl7(&self, bytes: &[u8], container: &str, report: &mut InputReport) {
+    fn check_hl7(
+        &self,
+        bytes: &[u8],
+        container: &str,
+        report: &mut InputReport,
+        out: &mut Vec<ExtractedDocument>,
+    ) {
         let label = if container.is_empty() {
-            "message"
+            WHOLE_FILE
         } else {
             container
         };
@@ -382,21 +403,27 @@ impl Checker {
         doc.checks.push(CheckRun::ran("hl7-profile", &profile));
         doc.findings.extend(profile);
         let embedded = relais_hl7::embedded_documents(&msg);
-        let mut nested = Vec::new();
+        report.documents.push(doc);
         for e in embedded {
             let location = format!("{label}!{}", e.location);
             match &e.data {
-                Err(f) => doc.findings.push(f.clone()),
+                Err(f) => {
+                    if let Some(d) = report.documents.last_mut() {
+                        d.findings.push(f.clone());
+                    }
+                }
                 Ok(data) => match detect(data) {
-                    InputKind::Pdf => nested.push(pdf_document(&location)),
-                    InputKind::Xml => nested.push(self.check_cda(data, &location).0),
+                    InputKind::Pdf => report.documents.push(pdf_document(&location)),
+                    InputKind::Xml => {
+                        let (d, cda) = self.check_cda(data, &location);
+                        push_extracted(out, report, &d, data, cda, None);
+                        report.documents.push(d);
+                    }
                     // Text (the mail body of an MDM's second OBX) is not a document to validate.
                     _ => {}
                 },
             }
         }
-        report.documents.push(doc);
-        report.documents.extend(nested);
     }
 
     /// Read and validate one CDA document.
@@ -524,6 +551,40 @@ fn read_head(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
         .take(n as u64)
         .read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+/// A CDA document found in an input, as the pipeline needs it to file it.
+#[derive(Debug, Clone)]
+pub struct ExtractedDocument {
+    /// Index of its [`DocumentReport`] in the input report's `documents`.
+    pub report_index: usize,
+    /// Where it sits in the input (as in the report).
+    pub location: String,
+    /// Its bytes, exactly as received.
+    pub bytes: Vec<u8>,
+    /// Its parsed header and body summary.
+    pub cda: CdaDocument,
+    /// Its XDM DocumentEntry, when it came in an XDM package.
+    pub entry: Option<relais_xdm::DocumentEntry>,
+}
+
+fn push_extracted(
+    out: &mut Vec<ExtractedDocument>,
+    report: &InputReport,
+    doc: &DocumentReport,
+    bytes: &[u8],
+    cda: Option<CdaDocument>,
+    entry: Option<relais_xdm::DocumentEntry>,
+) {
+    if let Some(cda) = cda {
+        out.push(ExtractedDocument {
+            report_index: report.documents.len(),
+            location: doc.location.clone(),
+            bytes: bytes.to_vec(),
+            cda,
+            entry,
+        });
+    }
 }
 
 /// Location label of a document that is the whole input file.
