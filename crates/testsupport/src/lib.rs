@@ -4,8 +4,14 @@
 //! part of this repository: tests find it at `../shared/ans` beside the workspace, or in the
 //! directory named by `RELAIS_ANS_DIR`. A test that needs it and cannot find it fails with a
 //! message saying where it looked; it never skips.
+//!
+//! [`mailserver`] starts real Dovecot (IMAP, LMTP) and Postfix (SMTP) servers in a temporary
+//! directory for the mail tests, with a throw-away IGC-Santé-like PKI from [`pki`].
 
 use std::path::{Path, PathBuf};
+
+pub mod mailserver;
+pub mod pki;
 
 /// The workspace root (the folder holding the top `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
