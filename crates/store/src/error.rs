@@ -1,0 +1,159 @@
+//! The journal's error type.
+
+use std::path::PathBuf;
+
+use crate::codes;
+use crate::model::{DeliveryId, DeliveryState, MessageId, MessageState, ReviewId};
+
+/// Everything that can go wrong in the journal; [`StoreError::code`] gives the stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or created.
+    #[error(
+        "cannot open the journal database {path}: {source}; check that the directory exists, is writable and is not on a network share"
+    )]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The embedded migrations could not be applied.
+    #[error(
+        "cannot apply the journal schema migrations: {0}; a database written by a newer Relais cannot be opened by an older one"
+    )]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any other database error.
+    #[error("journal database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// A blob file operation failed.
+    #[error("blob store: cannot {op} {path}: {source}; check free space and permissions")]
+    BlobIo {
+        /// What was being done ("write", "fsync", "rename", "read"...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blob does not hash to its name.
+    #[error(
+        "blob {sha256} is corrupt (its content no longer matches its SHA-256); restore it from backup"
+    )]
+    BlobCorrupt {
+        /// The expected SHA-256 (hex).
+        sha256: String,
+    },
+    /// A blob referenced by the journal is missing.
+    #[error("blob {sha256} is missing from the blob store; restore it from backup")]
+    BlobMissing {
+        /// The expected SHA-256 (hex).
+        sha256: String,
+    },
+    /// An id unknown to the journal.
+    #[error("the journal has no {what} with id {id}")]
+    UnknownId {
+        /// "message", "document", "delivery", "review" or "patient".
+        what: &'static str,
+        /// The id as given (never a patient identifier: IPPs are reported as "(IPP)").
+        id: String,
+    },
+    /// A transition the state machine forbids.
+    #[error("message state cannot go from {from} to {to}")]
+    IllegalTransition {
+        /// The state the caller claimed.
+        from: MessageState,
+        /// The state asked for.
+        to: MessageState,
+    },
+    /// Optimistic concurrency: the message was not in the expected state.
+    #[error(
+        "message {id} is {actual}, not {expected}: another worker changed it first; reload and decide again"
+    )]
+    StaleState {
+        /// The message.
+        id: MessageId,
+        /// The state the caller expected.
+        expected: MessageState,
+        /// The state found.
+        actual: MessageState,
+    },
+    /// A delivery not currently claimed.
+    #[error(
+        "delivery {id} is {state}, not in flight: its lease expired and another worker took it, or it was already completed"
+    )]
+    DeliveryNotInFlight {
+        /// The delivery.
+        id: DeliveryId,
+        /// Its state now.
+        state: DeliveryState,
+    },
+    /// A review no longer open.
+    #[error("review {id} is already resolved")]
+    ReviewNotOpen {
+        /// The review.
+        id: ReviewId,
+    },
+    /// A merge of an IPP into itself.
+    #[error(
+        "cannot merge a patient into itself (the two IPPs are the same, or already merged together)"
+    )]
+    MergeSelf,
+    /// A row with a value the code does not understand.
+    #[error(
+        "journal row {table}#{id} holds an unexpected {column}; was the database edited by hand or by a newer Relais?"
+    )]
+    CorruptRow {
+        /// The table.
+        table: &'static str,
+        /// The row id (or key).
+        id: String,
+        /// The column.
+        column: &'static str,
+    },
+    /// An argument the store refuses.
+    #[error("invalid argument: {0}")]
+    InvalidInput(String),
+    /// The database refused to change or delete an audit event.
+    #[error("audit events are append-only: the database refused to change or delete one")]
+    EventImmutable,
+}
+
+impl StoreError {
+    /// The stable code of this error (see [`crate::codes`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Open { .. } => codes::STORE_OPEN,
+            StoreError::Migrate(_) => codes::STORE_MIGRATE,
+            StoreError::Database(_) => codes::STORE_DB,
+            StoreError::BlobIo { .. } => codes::STORE_BLOB_IO,
+            StoreError::BlobCorrupt { .. } => codes::STORE_BLOB_CORRUPT,
+            StoreError::BlobMissing { .. } => codes::STORE_BLOB_MISSING,
+            StoreError::UnknownId { .. } => codes::STORE_UNKNOWN_ID,
+            StoreError::IllegalTransition { .. } => codes::STORE_ILLEGAL_TRANSITION,
+            StoreError::StaleState { .. } => codes::STORE_STALE_STATE,
+            StoreError::DeliveryNotInFlight { .. } => codes::STORE_DELIVERY_NOT_IN_FLIGHT,
+            StoreError::ReviewNotOpen { .. } => codes::STORE_REVIEW_NOT_OPEN,
+            StoreError::MergeSelf => codes::STORE_MERGE_SELF,
+            StoreError::CorruptRow { .. } => codes::STORE_CORRUPT_ROW,
+            StoreError::InvalidInput(_) => codes::STORE_INVALID_INPUT,
+            StoreError::EventImmutable => codes::STORE_EVENT_IMMUTABLE,
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.message().contains(codes::STORE_EVENT_IMMUTABLE)
+        {
+            return StoreError::EventImmutable;
+        }
+        StoreError::Database(e)
+    }
+}
+
+/// Result alias of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

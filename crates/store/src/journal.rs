@@ -1,0 +1,146 @@
+//! The [`Journal`] trait: what the pipeline asks of its durable store, whatever the database.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::*;
+
+/// The durable journal of the inbound pipeline.
+///
+/// Every method is one database transaction: when it returns `Ok`, its effect is committed and
+/// survives a crash (SQLite: WAL with `synchronous=FULL`). Methods that change a message also
+/// append to its audit trail in the same transaction. Used as `Arc<dyn Journal>` so that the
+/// engine does not care whether SQLite or PostgreSQL is behind it.
+#[async_trait]
+pub trait Journal: Send + Sync {
+    // --- Messages ---------------------------------------------------------------------------
+
+    /// Journals a raw mail: the blob is fsynced, then the row and its "received" event are
+    /// committed. A duplicate (by source key, or by Message-ID + SHA-256) is not stored again; a
+    /// `duplicate_seen` event is appended to the existing message. Only after `Ok` may the
+    /// source acknowledge (IMAP move/flag, file move).
+    async fn ingest(&self, req: IngestRequest<'_>) -> Result<IngestOutcome>;
+
+    /// The message row, if any.
+    async fn get_message(&self, id: MessageId) -> Result<Option<MessageRecord>>;
+
+    /// The raw bytes of a message, verified against their SHA-256.
+    async fn read_raw(&self, id: MessageId) -> Result<Vec<u8>>;
+
+    /// Moves a message from `from` to `to`, appending `event` (with both states). Fails with
+    /// `IllegalTransition` if the state machine forbids it, and with `StaleState` if the message
+    /// is no longer in `from` (another worker won): optimistic concurrency.
+    async fn transition(
+        &self,
+        id: MessageId,
+        from: MessageState,
+        to: MessageState,
+        event: Event,
+    ) -> Result<()>;
+
+    /// Appends an event without changing the state (e.g. a retried step). Sets `last_error`
+    /// when the event carries an error.
+    async fn record_event(&self, id: MessageId, event: Event) -> Result<()>;
+
+    /// Messages matching `filter`, newest first.
+    async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<MessageRecord>>;
+
+    /// The audit trail of a message, oldest first.
+    async fn message_events(&self, id: MessageId) -> Result<Vec<EventRecord>>;
+
+    /// How many messages are in each state (every state listed, zeros included).
+    async fn counts_by_state(&self) -> Result<Vec<(MessageState, u64)>>;
+
+    // --- Documents --------------------------------------------------------------------------
+
+    /// Registers a document carried by `message` (see [`DocumentOutcome`] for duplicates and
+    /// versions: same CDA id → duplicate; same setId and higher version → new version).
+    async fn register_document(
+        &self,
+        message: MessageId,
+        key: &DocumentKey,
+        meta: &DocumentMeta,
+    ) -> Result<DocumentOutcome>;
+
+    /// The document row, if any.
+    async fn get_document(&self, id: DocId) -> Result<Option<DocumentRecord>>;
+
+    /// The documents carried by a message, in registration order.
+    async fn documents_of_message(&self, id: MessageId) -> Result<Vec<DocumentRecord>>;
+
+    /// Changes a document's state, patient or validation summary.
+    async fn update_document(&self, id: DocId, update: &DocumentUpdate) -> Result<()>;
+
+    // --- Deliveries (sink outbox) -----------------------------------------------------------
+
+    /// Puts a delivery in the outbox, or returns the existing one with the same
+    /// (sink, idempotency key) (its payload is kept as first enqueued).
+    async fn enqueue_delivery(
+        &self,
+        doc: DocId,
+        sink: &str,
+        idempotency_key: &str,
+        payload: Vec<u8>,
+        ordering_key: &str,
+    ) -> Result<DeliveryId>;
+
+    /// Claims the oldest claimable delivery of `sink` for `worker` for `lease`: pending (or in
+    /// flight with an expired lease), `not_before` reached, and no earlier unfinished delivery
+    /// with the same ordering key on this sink. Each claim counts as an attempt.
+    async fn claim_next(
+        &self,
+        sink: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Delivery>>;
+
+    /// Records the final outcome of a claimed delivery.
+    async fn complete(&self, id: DeliveryId, outcome: Outcome) -> Result<()>;
+
+    /// Gives a claimed delivery back to the queue, not to be claimed before `not_before`.
+    async fn retry_later(&self, id: DeliveryId, not_before: Timestamp, error: &str) -> Result<()>;
+
+    /// Unfinished (pending or in flight) deliveries of `sink`.
+    async fn pending_count(&self, sink: &str) -> Result<u64>;
+
+    /// The delivery row, if any.
+    async fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>>;
+
+    // --- Review queue -----------------------------------------------------------------------
+
+    /// Opens a review, or returns the open one with the same subject and reason code.
+    async fn open_review(
+        &self,
+        subject: ReviewSubject,
+        reason_code: &str,
+        reason_text: &str,
+    ) -> Result<ReviewId>;
+
+    /// Reviews matching `filter`, oldest first.
+    async fn list_reviews(&self, filter: &ReviewFilter) -> Result<Vec<Review>>;
+
+    /// The review, if any.
+    async fn get_review(&self, id: ReviewId) -> Result<Option<Review>>;
+
+    /// Closes an open review with a decision by `actor`; fails with `ReviewNotOpen` if it was
+    /// already resolved (two reviewers at once: the first one wins).
+    async fn resolve_review(&self, id: ReviewId, resolution: Resolution, actor: &str)
+    -> Result<()>;
+
+    // --- Patient index ----------------------------------------------------------------------
+
+    /// Creates or replaces the patient with this IPP (a merged IPP stays merged).
+    async fn upsert_patient(&self, record: &PatientRecord) -> Result<()>;
+
+    /// The surviving patients that hold this INS (merged IPPs resolve to their survivor).
+    async fn find_patient_by_ins(&self, oid: &str, value: &str) -> Result<InsMatch>;
+
+    /// The patient with this IPP; a merged IPP resolves to the surviving patient.
+    async fn find_patient_by_ipp(&self, ipp: &str) -> Result<Option<FoundPatient>>;
+
+    /// ADT A40: `merged_ipp` is merged into `surviving_ipp` (which must be known; the merged one
+    /// is created as a stub if unknown). Earlier merges into `merged_ipp` follow it.
+    async fn merge_patients(&self, surviving_ipp: &str, merged_ipp: &str) -> Result<()>;
+}
