@@ -74,3 +74,31 @@ pub const ALL: &[RuleCode] = &[
     ADT_HANDOVER,
     PATIENTS_CSV,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_is_unique_and_well_formed() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "{s} twice");
+            assert!(
+                s.split('-').count() >= 2
+                    && s.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-'),
+                "{s} is not AREA-WHAT"
+            );
+        }
+        // No clash with relais-hl7's catalogue.
+        for code in relais_hl7::codes::ALL {
+            assert!(
+                !seen.contains(code.as_str()),
+                "{} is also a relais-hl7 code",
+                code.as_str()
+            );
+        }
+    }
+}
