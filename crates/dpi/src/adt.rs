@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::codec::Framed;
 
 /// The ADT events the listener accepts.
@@ -370,11 +370,21 @@ impl AdtListener {
         self.listener.local_addr()
     }
 
-    /// Serve until `shutdown` completes; connections in progress finish their current message.
+    /// Serve until `shutdown` completes. Then no connection is accepted any more, and open
+    /// connections close once the message they are processing (if any) is answered.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let slots = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
+        let (stop_tx, stop_rx) = watch::channel(false);
         tokio::pin!(shutdown);
         loop {
+            // Take a connection slot first: beyond the limit, clients wait in the backlog.
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
             let accepted = tokio::select! {
                 _ = &mut shutdown => break,
                 a = self.listener.accept() => a,
@@ -387,17 +397,16 @@ impl AdtListener {
                     continue;
                 }
             };
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                break;
-            };
             let config = self.config.clone();
             let tx = self.tx.clone();
+            let stop = stop_rx.clone();
             tokio::spawn(async move {
-                serve_connection(stream, config, tx).await;
+                serve_connection(stream, config, tx, stop).await;
                 drop(permit);
                 tracing::debug!(%peer, "ADT connection closed");
             });
         }
+        let _ = stop_tx.send(true);
     }
 }
 
@@ -405,11 +414,19 @@ async fn serve_connection(
     stream: TcpStream,
     config: Arc<AdtListenerConfig>,
     tx: mpsc::Sender<PatientEvent>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let mut framed = Framed::new(stream, MllpCodec::new(&config.limits));
     loop {
-        let frame = match tokio::time::timeout(config.idle_timeout, framed.next()).await {
+        if *stop.borrow() {
+            return;
+        }
+        let next = tokio::select! {
+            _ = stop.changed() => return,
+            n = tokio::time::timeout(config.idle_timeout, framed.next()) => n,
+        };
+        let frame = match next {
             Err(_) | Ok(None) => return,
             Ok(Some(Err(e))) => {
                 tracing::warn!(code = %e.code(), "ADT listener: {e}; closing the connection");

@@ -148,6 +148,15 @@ async fn the_ans_admission_is_handed_over_with_its_ins_and_traits_and_acknowledg
         .await
         .expect("serve stops")
         .unwrap();
+    // Shut down: the idle connection is closed and no new one is accepted.
+    let end = tokio::time::timeout(Duration::from_secs(5), conn.next())
+        .await
+        .expect("closed in time");
+    assert!(end.is_none(), "the connection is closed at shutdown");
+    assert!(
+        TcpStream::connect(&run.address).await.is_err(),
+        "nothing listens any more"
+    );
 }
 
 #[tokio::test]
