@@ -108,6 +108,10 @@ pub trait Journal: Send + Sync {
     /// The delivery row, if any.
     async fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>>;
 
+    /// Every delivery of a document (one per sink), oldest first: the engine files a document
+    /// once all of them are delivered.
+    async fn deliveries_of_document(&self, doc: DocId) -> Result<Vec<Delivery>>;
+
     // --- Review queue -----------------------------------------------------------------------
 
     /// Opens a review, or returns the open one with the same subject and reason code.

@@ -1155,6 +1155,18 @@ impl Journal for SqliteJournal {
             .transpose()
     }
 
+    async fn deliveries_of_document(&self, doc: DocId) -> Result<Vec<Delivery>> {
+        sqlx::query_as::<_, DeliveryRow>(
+            "SELECT * FROM deliveries WHERE document_id = ? ORDER BY id",
+        )
+        .bind(doc.0)
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .map(DeliveryRow::into_record)
+        .collect()
+    }
+
     async fn open_review(
         &self,
         subject: ReviewSubject,
