@@ -189,7 +189,7 @@ fn check_suite(rounds: usize, mails: usize) {
     }
 
     // XSD per document, ours vs xmllint (same schema, same file).
-    let xsd = relais_cda::XsdValidator::load(&ans.join("xsd/CDA_extended.xsd")).expect("XSD");
+    let xsd = relais_cda::XsdValidator::load(ans.join("xsd/CDA_extended.xsd")).expect("XSD");
     let n = mails * 2;
     let ours = median(
         (0..rounds)

@@ -48,19 +48,19 @@ pub(crate) fn entry_against_cda(
     }
 
     let cda_type = h.type_code();
-    if let (Some(t), Some(c)) = (&entry.type_code, cda_type) {
-        if t.code != c {
-            out.push(
-                Finding::error(
-                    codes::XDM_CDA_TYPECODE_MISMATCH,
-                    format!(
-                        "the DocumentEntry typeCode {} differs from the CDA code {c}",
-                        t.code
-                    ),
-                )
-                .at(at()),
-            );
-        }
+    if let (Some(t), Some(c)) = (&entry.type_code, cda_type)
+        && t.code != c
+    {
+        out.push(
+            Finding::error(
+                codes::XDM_CDA_TYPECODE_MISMATCH,
+                format!(
+                    "the DocumentEntry typeCode {} differs from the CDA code {c}",
+                    t.code
+                ),
+            )
+            .at(at()),
+        );
     }
 
     if let Some(fc) = &entry.format_code {
@@ -97,10 +97,11 @@ pub(crate) fn entry_against_cda(
         }
     }
 
-    if let (Some(cc), Some(t)) = (&entry.class_code, cda_type) {
-        if let Some(expected) = tables.class_code_for(t) {
-            if cc.code != expected {
-                out.push(
+    if let (Some(cc), Some(t)) = (&entry.class_code, cda_type)
+        && let Some(expected) = tables.class_code_for(t)
+        && cc.code != expected
+    {
+        out.push(
                     Finding::error(
                         codes::XDM_CDA_CLASSCODE_MISMATCH,
                         format!(
@@ -110,8 +111,6 @@ pub(crate) fn entry_against_cda(
                     )
                     .at(at()),
                 );
-            }
-        }
     }
 
     if let Some(id) = &h.id {

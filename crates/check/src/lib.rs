@@ -111,7 +111,7 @@ impl Checker {
             (None, true) => Err(no_pack.clone()),
             (Some(p), true) => {
                 Ok(
-                    relais_cda::XsdValidator::load(&p.xsd()).map_err(|e| CheckError::Xsd {
+                    relais_cda::XsdValidator::load(p.xsd()).map_err(|e| CheckError::Xsd {
                         path: p.xsd().display().to_string(),
                         reason: e.to_string(),
                     })?,
@@ -194,10 +194,11 @@ impl Checker {
             path: name.clone(),
             source,
         })?);
-        if let Some((limit, code)) = self.size_limit(kind) {
-            if meta.len() > limit {
-                let mut r = InputReport::new(name, kind);
-                r.findings.push(Finding::error(
+        if let Some((limit, code)) = self.size_limit(kind)
+            && meta.len() > limit
+        {
+            let mut r = InputReport::new(name, kind);
+            r.findings.push(Finding::error(
                     code,
                     format!(
                         "the {} is {} bytes, above the limit of {limit} bytes; it was not read (raise the limit in the configuration if such inputs are expected)",
@@ -205,8 +206,7 @@ impl Checker {
                         meta.len()
                     ),
                 ));
-                return Ok(r.finish());
-            }
+            return Ok(r.finish());
         }
         let bytes = std::fs::read(path).map_err(|source| CheckError::Io {
             path: path.display().to_string(),

@@ -1,5 +1,7 @@
 //! Command-line interface (clap derive).
 
+mod daemon;
+
 use clap::{Args, Parser, Subcommand};
 use relais_check::{CheckOptions, Checker, SchematronMode};
 use std::io::Write as _;
@@ -37,6 +39,101 @@ enum Command {
     /// (Structuration minimale, INS traits), the CDA XSD and the ANS schematrons of its model
     /// when a validation pack is available. A directory argument checks every file inside it.
     Check(CheckArgs),
+    /// Run the inbound pipeline: poll the sources, validate, match, file.
+    ///
+    /// Without --config, runs the embedded default: the bundled samples/mail as a read-only
+    /// source, the journal and an output folder under ./relais-data, no patient matching.
+    /// SIGTERM or Ctrl-C stops taking new mail, finishes the work in hand and exits.
+    Run(RunArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// The review queue: documents that could not be filed automatically.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// Messages in the journal and their audit trail.
+    #[command(subcommand)]
+    Messages(MessagesCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+struct ConfigArg {
+    /// Configuration file (TOML); see config/relais.example.toml.
+    #[arg(long, short = 'c', value_name = "FILE", env = "RELAIS_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Drain every source, finish the work in flight, and exit.
+    #[arg(long)]
+    once: bool,
+    /// Seconds between two polls of the sources (daemon mode).
+    #[arg(long, default_value_t = 5)]
+    interval: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate a configuration file and say what is wrong.
+    Check(ConfigArg),
+}
+
+#[derive(Subcommand, Debug)]
+enum ReviewCommand {
+    /// Open reviews, oldest first.
+    List(ConfigArg),
+    /// One review, with its message's audit trail.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// File the document of a review to a patient of the index.
+    File {
+        id: i64,
+        /// The patient's IPP.
+        #[arg(long)]
+        patient: String,
+        /// Who decides (recorded in the audit trail).
+        #[arg(long, env = "USER", default_value = "operator")]
+        user: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Reject the subject of a review.
+    Reject {
+        id: i64,
+        /// Why (recorded; no patient data).
+        #[arg(long, default_value = "rejected by a reviewer")]
+        note: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        user: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MessagesCommand {
+    /// Messages, newest first, with their state.
+    List {
+        /// Only this state (received, parsed, validated, matched, filed, rejected, awaiting_review).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// One message and its audit trail.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -71,6 +168,38 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check(args),
+        Command::Config(ConfigCommand::Check(args)) => config_check(&args),
+        other => match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(daemon::dispatch(other)),
+            Err(e) => {
+                eprintln!("relais: cannot start the async runtime: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+    }
+}
+
+fn config_check(args: &ConfigArg) -> ExitCode {
+    let Some(path) = &args.config else {
+        eprintln!("relais config check: give --config FILE (or set RELAIS_CONFIG)");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    match relais_engine::config::Config::load(path) {
+        Ok(c) => {
+            println!(
+                "{}: configuration OK: {} source(s), {} sink(s), {} route(s), data in {}",
+                path.display(),
+                c.sources.len(),
+                c.sinks.len(),
+                c.routes.len(),
+                c.data_dir.display()
+            );
+            ExitCode::from(EXIT_VALID)
+        }
+        Err(e) => {
+            eprintln!("relais config check: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }
 
@@ -133,11 +262,11 @@ fn check(args: CheckArgs) -> ExitCode {
     } else {
         stdout.write_all(report.render_text().as_bytes())
     };
-    if let Err(e) = written {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("relais check: cannot write the report: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("relais check: cannot write the report: {e}");
+        return ExitCode::from(EXIT_USAGE);
     }
     ExitCode::from(if report.valid {
         EXIT_VALID

@@ -1,0 +1,337 @@
+//! The daemon's configuration (TOML), with embedded defaults.
+//!
+//! Every section has defaults, so an empty file is a valid configuration: a data directory
+//! `./relais-data`, the SQLite journal inside it, no source and no sink. `relais run` without
+//! `--config` uses [`Config::embedded_default`]: the bundled `samples/mail` as a Maildir-like
+//! source and an output folder sink, so the whole pipeline runs with no server.
+
+use relais_core::Limits;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the journal, the raw mails and the default output live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub validation: Validation,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub patients: Patients,
+    /// Where mail comes from.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<Source>,
+    /// Where documents are filed.
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<Sink>,
+    /// Which documents go to which sink; without routes, every document goes to every sink.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Route>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./relais-data")
+}
+
+/// How documents are validated.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Validation {
+    /// The validation pack (ANS XSD, schematrons, value sets); default: discovered.
+    pub pack: Option<PathBuf>,
+    /// `auto` (run when Java and Saxon are there), `require`, or `off`.
+    #[serde(default)]
+    pub schematron: SchematronSetting,
+    /// Mappings directory overriding the built-in code tables.
+    pub mappings: Option<PathBuf>,
+    /// Reject documents whose schematron or XSD checks fail (default true). When false, such
+    /// documents are filed and their findings kept in the journal.
+    #[serde(default = "yes")]
+    pub reject_invalid: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Validation {
+            pack: None,
+            schematron: SchematronSetting::Auto,
+            mappings: None,
+            reject_invalid: true,
+        }
+    }
+}
+
+/// Whether the ANS schematrons run.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SchematronSetting {
+    #[default]
+    Auto,
+    Require,
+    Off,
+}
+
+/// Patient identification against the hospital's patient index.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Patients {
+    /// Require a match in the patient index before filing (ANS codes 902–905 send the
+    /// document to review otherwise). The embedded demo turns it off: it has no index.
+    #[serde(default = "yes")]
+    pub require_match: bool,
+}
+
+impl Default for Patients {
+    fn default() -> Self {
+        Patients {
+            require_match: true,
+        }
+    }
+}
+
+/// A mail source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Source {
+    /// A Maildir (`new/`, `cur/`), or a plain folder of `.eml` files.
+    Maildir {
+        name: String,
+        path: PathBuf,
+        /// Move handled mails from `new/` to `cur/` (Maildir) once journaled. With `false` the
+        /// folder is left untouched and the journal's dedup keeps each mail to one filing.
+        #[serde(default = "yes")]
+        consume: bool,
+    },
+}
+
+impl Source {
+    pub fn name(&self) -> &str {
+        match self {
+            Source::Maildir { name, .. } => name,
+        }
+    }
+}
+
+/// A filing destination.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Sink {
+    /// Write each document and a JSON metadata sidecar into a folder (temp name, then rename).
+    Folder { name: String, path: PathBuf },
+}
+
+impl Sink {
+    pub fn name(&self) -> &str {
+        match self {
+            Sink::Folder { name, .. } => name,
+        }
+    }
+}
+
+/// A routing rule: documents matching every given criterion go to `sinks`. The first matching
+/// route wins; a document no route matches waits for review (code `ROUTE-NONE`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Document type codes (LOINC), e.g. `["11490-0"]`; empty: any.
+    #[serde(default)]
+    pub document_types: Vec<String>,
+    /// Source names; empty: any.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Sender domains; empty: any.
+    #[serde(default)]
+    pub sender_domains: Vec<String>,
+    pub sinks: Vec<String>,
+}
+
+/// A configuration problem, said so that it can be fixed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("configuration {path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Read and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let config = Config::parse(&text, &path.display().to_string())?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems.join("; ")))
+        }
+    }
+
+    /// Parse TOML text (`origin` names it in errors).
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The embedded default: `./relais-data`, SQLite, the bundled samples as a read-only source,
+    /// an output folder, patient matching off (there is no patient index in the demo).
+    pub fn embedded_default(samples: &Path) -> Config {
+        Config {
+            data_dir: default_data_dir(),
+            validation: Validation {
+                reject_invalid: true,
+                ..Validation::default()
+            },
+            limits: Limits::default(),
+            patients: Patients {
+                require_match: false,
+            },
+            sources: vec![Source::Maildir {
+                name: "samples".into(),
+                path: samples.to_path_buf(),
+                consume: false,
+            }],
+            sinks: vec![Sink::Folder {
+                name: "output-folder".into(),
+                path: default_data_dir().join("out"),
+            }],
+            routes: Vec::new(),
+        }
+    }
+
+    /// Everything wrong with the configuration (empty when it is usable).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for s in &self.sources {
+            if !names.insert(format!("source:{}", s.name())) {
+                out.push(format!("two sources are named {:?}", s.name()));
+            }
+            if s.name().trim().is_empty() {
+                out.push("a source has an empty name".into());
+            }
+        }
+        for s in &self.sinks {
+            if !names.insert(format!("sink:{}", s.name())) {
+                out.push(format!("two sinks are named {:?}", s.name()));
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            if r.sinks.is_empty() {
+                out.push(format!("route #{} names no sink", i + 1));
+            }
+            for sink in &r.sinks {
+                if !self.sinks.iter().any(|s| s.name() == sink) {
+                    out.push(format!(
+                        "route #{} names the sink {sink:?}, which is not configured",
+                        i + 1
+                    ));
+                }
+            }
+            for src in &r.sources {
+                if !self.sources.iter().any(|s| s.name() == src) {
+                    out.push(format!(
+                        "route #{} names the source {src:?}, which is not configured",
+                        i + 1
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The sinks a document goes to, per the routes.
+    pub fn route(
+        &self,
+        document_type: Option<&str>,
+        source: &str,
+        sender_domain: Option<&str>,
+    ) -> Vec<&str> {
+        if self.routes.is_empty() {
+            return self.sinks.iter().map(Sink::name).collect();
+        }
+        let matches = |list: &[String], value: Option<&str>| {
+            list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
+        };
+        self.routes
+            .iter()
+            .find(|r| {
+                matches(&r.document_types, document_type)
+                    && matches(&r.sources, Some(source))
+                    && matches(&r.sender_domains, sender_domain)
+            })
+            .map(|r| r.sinks.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_valid() {
+        let c = Config::parse("", "t").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./relais-data"));
+        assert!(c.patients.require_match);
+        assert!(c.validation.reject_invalid);
+        assert!(c.problems().is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("data_dirr = \"x\"", "t").unwrap_err();
+        assert!(e.to_string().contains("data_dirr"), "{e}");
+    }
+
+    #[test]
+    fn routes_are_checked_and_applied() {
+        let c = Config::parse(
+            r#"
+[[source]]
+kind = "maildir"
+name = "lab"
+path = "/tmp/x"
+
+[[sink]]
+kind = "folder"
+name = "letters"
+path = "/tmp/l"
+
+[[sink]]
+kind = "folder"
+name = "labs"
+path = "/tmp/b"
+
+[[route]]
+document_types = ["11502-2"]
+sinks = ["labs"]
+
+[[route]]
+sinks = ["letters"]
+"#,
+            "t",
+        )
+        .unwrap();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        assert_eq!(c.route(Some("11502-2"), "lab", None), vec!["labs"]);
+        assert_eq!(c.route(Some("11490-0"), "lab", None), vec!["letters"]);
+        let bad = Config::parse("[[route]]\nsinks = [\"nowhere\"]\n", "t").unwrap();
+        assert!(bad.problems()[0].contains("nowhere"));
+    }
+}

@@ -1,0 +1,809 @@
+//! The Relais inbound pipeline.
+//!
+//! ```text
+//! source ──▶ journal ──▶ check (mail, XDM, CDA, schematron) ──▶ patient match ──▶ route ──▶ outbox ──▶ sink
+//!            (durable)    rejected ◀─┘                 review ◀─┘          review ◀─┘        (retries)
+//! ```
+//! A source acknowledges a mail only once the journal holds it ([`relais_store::Journal::ingest`]).
+//! Every step is a state transition of the message in the journal with an audit event, so a
+//! crash at any point resumes where it stopped: a message still `received` is processed again
+//! (its documents are deduplicated by CDA id), a delivery whose lease expired is claimed again
+//! and the sink is given the same idempotency key, so nothing is filed twice.
+//!
+//! Logs carry journal ids, states and rule codes, never patient data.
+
+pub mod config;
+pub mod matching;
+pub mod sinks;
+pub mod sources;
+
+use base64::Engine as _;
+use config::{Config, SchematronSetting, Sink, Source};
+use matching::MatchOutcome;
+use relais_check::{CheckOptions, Checker, ExtractedDocument, InputReport, SchematronMode};
+use relais_store::{
+    DocId, DocumentKey, DocumentMeta, DocumentOutcome, DocumentState, DocumentUpdate, Event,
+    Journal, MessageFilter, MessageId, MessageRecord, MessageState, Outcome, ReviewSubject,
+    SourceKey, SqliteJournal, Timestamp,
+};
+use sinks::{Filing, SinkResult, folder::FolderSink};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The engine cannot start or a step failed in a way the caller must hear about.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("journal: {0}")]
+    Store(#[from] relais_store::StoreError),
+    #[error("validation set-up: {0}")]
+    Check(#[from] relais_check::CheckError),
+    #[error("source {source_name}: {reason}")]
+    Source { source_name: String, reason: String },
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// What one `run --once` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    pub journaled: usize,
+    pub duplicates: usize,
+    pub processed: usize,
+    pub filed: usize,
+    pub rejected: usize,
+    pub awaiting_review: usize,
+    pub deliveries: usize,
+    pub retries: usize,
+}
+
+/// How long a sink worker holds a delivery before another may take it over.
+const LEASE: Duration = Duration::from_secs(120);
+
+/// The inbound engine: configuration, journal, checker.
+pub struct Engine {
+    config: Config,
+    journal: Arc<dyn Journal>,
+    checker: Arc<Checker>,
+    worker: String,
+}
+
+impl Engine {
+    /// Open the journal in the data directory and set up validation (starts the schematron
+    /// worker when available).
+    pub async fn open(config: Config) -> Result<Engine, EngineError> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(config::ConfigError::Invalid(problems.join("; ")).into());
+        }
+        let journal = SqliteJournal::open(config.data_dir.join("journal")).await?;
+        let options = CheckOptions {
+            pack: config.validation.pack.clone(),
+            mappings: config.validation.mappings.clone(),
+            schematron: match config.validation.schematron {
+                SchematronSetting::Auto => SchematronMode::Auto,
+                SchematronSetting::Require => SchematronMode::Require,
+                SchematronSetting::Off => SchematronMode::Off,
+            },
+            cache_dir: Some(config.data_dir.join("cache")),
+            limits: config.limits.clone(),
+            ..CheckOptions::default()
+        };
+        let checker = tokio::task::spawn_blocking(move || Checker::new(options))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        for note in checker.notes() {
+            tracing::warn!("{note}");
+        }
+        Ok(Engine {
+            config,
+            journal: Arc::new(journal),
+            checker: Arc::new(checker),
+            worker: format!("relais-{}", std::process::id()),
+        })
+    }
+
+    /// The journal (for the CLI's queries).
+    pub fn journal(&self) -> &Arc<dyn Journal> {
+        &self.journal
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Journal every new mail of every source.
+    pub async fn poll_sources(&self, summary: &mut RunSummary) -> Result<(), EngineError> {
+        for source in &self.config.sources {
+            match source {
+                Source::Maildir {
+                    name,
+                    path,
+                    consume,
+                } => {
+                    let stats = sources::maildir::scan(self.journal.as_ref(), name, path, *consume)
+                        .await
+                        .map_err(|e| EngineError::Source {
+                            source_name: name.clone(),
+                            reason: format!("cannot read {}: {e}", path.display()),
+                        })?;
+                    summary.journaled += stats.new;
+                    summary.duplicates += stats.duplicates;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Process every message still `received` (new ones, and those a crash interrupted).
+    pub async fn process_pending(&self, summary: &mut RunSummary) -> Result<(), EngineError> {
+        loop {
+            let batch = self
+                .journal
+                .list_messages(&MessageFilter {
+                    state: Some(MessageState::Received),
+                    limit: 100,
+                    ..MessageFilter::default()
+                })
+                .await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            // Oldest first: the journal lists newest first.
+            for rec in batch.into_iter().rev() {
+                let id = rec.id;
+                match self.process(rec).await {
+                    Ok(state) => {
+                        summary.processed += 1;
+                        match state {
+                            MessageState::Rejected => summary.rejected += 1,
+                            MessageState::AwaitingReview => summary.awaiting_review += 1,
+                            MessageState::Filed => summary.filed += 1,
+                            _ => {}
+                        }
+                    }
+                    Err(EngineError::Store(relais_store::StoreError::StaleState { .. })) => {
+                        tracing::debug!(message = %id, "message taken by another worker");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    fn source_name(rec: &MessageRecord) -> String {
+        match &rec.source {
+            SourceKey::Maildir { folder, .. } => folder.clone(),
+            SourceKey::Imap { mailbox, .. } => mailbox.clone(),
+            SourceKey::Folder { path } => path.clone(),
+        }
+    }
+
+    /// Take one message from `received` as far as it goes; returns the state it ends in.
+    async fn process(&self, rec: MessageRecord) -> Result<MessageState, EngineError> {
+        let id = rec.id;
+        let raw = self.journal.read_raw(id).await?;
+        let checker = self.checker.clone();
+        let label = format!("message {id}");
+        let (report, docs) =
+            tokio::task::spawn_blocking(move || checker.check_and_extract(&label, &raw))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let summary = report_summary(&report);
+
+        if report.kind != relais_check::InputKind::Mail || report.mail.is_none() {
+            let (code, text) = first_error(&report).unwrap_or((
+                "MAIL-UNREADABLE".into(),
+                "the input is not a readable mail".into(),
+            ));
+            self.journal
+                .transition(
+                    id,
+                    MessageState::Received,
+                    MessageState::Rejected,
+                    Event::system("rejected")
+                        .with_detail(summary)
+                        .with_error(&code, &text),
+                )
+                .await?;
+            tracing::warn!(message = %id, code = %code, "mail rejected and quarantined");
+            return Ok(MessageState::Rejected);
+        }
+        self.journal
+            .transition(
+                id,
+                MessageState::Received,
+                MessageState::Parsed,
+                Event::system("parsed").with_detail(summary.clone()),
+            )
+            .await?;
+
+        if docs.is_empty() || (!report.valid && self.config.validation.reject_invalid) {
+            let (code, text) = first_error(&report).unwrap_or((
+                "MAIL-NO-DOCUMENT".into(),
+                "the mail carries no CDA document to file".into(),
+            ));
+            self.journal
+                .transition(
+                    id,
+                    MessageState::Parsed,
+                    MessageState::Rejected,
+                    Event::system("rejected")
+                        .with_detail(summary)
+                        .with_error(&code, &text),
+                )
+                .await?;
+            tracing::warn!(message = %id, code = %code, "mail rejected and quarantined");
+            return Ok(MessageState::Rejected);
+        }
+        self.journal
+            .transition(
+                id,
+                MessageState::Parsed,
+                MessageState::Validated,
+                Event::system("validated"),
+            )
+            .await?;
+
+        // Register, deduplicate and match every document before filing any.
+        let mut to_file: Vec<(DocId, &ExtractedDocument, Option<String>, Option<String>)> =
+            Vec::new();
+        let mut reviews = 0;
+        for doc in &docs {
+            let h = &doc.cda.header;
+            let key = DocumentKey {
+                cda_id: h
+                    .id
+                    .as_ref()
+                    .map(relais_cda::Ii::to_xds)
+                    .unwrap_or_default(),
+                set_id: h
+                    .set_id
+                    .as_ref()
+                    .map(relais_cda::Ii::to_xds)
+                    .unwrap_or_default(),
+                version: h
+                    .version_number
+                    .as_deref()
+                    .and_then(|v| v.trim().parse().ok()),
+            };
+            let meta = DocumentMeta {
+                type_code: h.type_code().map(str::to_string),
+                validation: serde_json::to_value(&report.documents[doc.report_index]).ok(),
+                ..DocumentMeta::default()
+            };
+            let (doc_id, replaces) = match self.journal.register_document(id, &key, &meta).await? {
+                DocumentOutcome::New(d) => (d, None),
+                DocumentOutcome::NewVersion { doc, replaces } => {
+                    let old = self
+                        .journal
+                        .get_document(replaces)
+                        .await?
+                        .map(|r| r.key.cda_id);
+                    (doc, old)
+                }
+                DocumentOutcome::Duplicate(existing) => {
+                    self.journal
+                        .record_event(
+                            id,
+                            Event::system("duplicate_document")
+                                .with_detail(serde_json::json!({ "document": existing.0 })),
+                        )
+                        .await?;
+                    tracing::info!(message = %id, document = %existing, "document already received: not filed again");
+                    continue;
+                }
+                DocumentOutcome::OlderVersion { current } => {
+                    self.journal
+                        .open_review(
+                            ReviewSubject::Message(id),
+                            "900",
+                            &format!("the document is an older version than the one already received (document {current})"),
+                        )
+                        .await?;
+                    reviews += 1;
+                    continue;
+                }
+            };
+            if self.config.patients.require_match {
+                match matching::match_patient(self.journal.as_ref(), &doc.cda).await? {
+                    MatchOutcome::Matched { ipp } => {
+                        self.journal
+                            .update_document(
+                                doc_id,
+                                &DocumentUpdate {
+                                    state: Some(DocumentState::Matched),
+                                    patient_ipp: Some(ipp.clone()),
+                                    ..DocumentUpdate::default()
+                                },
+                            )
+                            .await?;
+                        to_file.push((doc_id, doc, Some(ipp), replaces));
+                    }
+                    MatchOutcome::Review {
+                        code,
+                        label,
+                        reason,
+                    } => {
+                        self.journal
+                            .open_review(
+                                ReviewSubject::Document(doc_id),
+                                code,
+                                &format!("{label}: {reason}"),
+                            )
+                            .await?;
+                        self.journal
+                            .update_document(
+                                doc_id,
+                                &DocumentUpdate {
+                                    state: Some(DocumentState::AwaitingReview),
+                                    ..DocumentUpdate::default()
+                                },
+                            )
+                            .await?;
+                        tracing::info!(message = %id, document = %doc_id, code, "document waits for review");
+                        reviews += 1;
+                    }
+                }
+            } else {
+                to_file.push((doc_id, doc, None, replaces));
+            }
+        }
+        if reviews > 0 {
+            self.journal
+                .transition(
+                    id,
+                    MessageState::Validated,
+                    MessageState::AwaitingReview,
+                    Event::system("awaiting_review"),
+                )
+                .await?;
+            return Ok(MessageState::AwaitingReview);
+        }
+        self.journal
+            .transition(
+                id,
+                MessageState::Validated,
+                MessageState::Matched,
+                Event::system("matched"),
+            )
+            .await?;
+        if to_file.is_empty() {
+            self.journal
+                .transition(
+                    id,
+                    MessageState::Matched,
+                    MessageState::Filed,
+                    Event::system("filed").with_detail(
+                        serde_json::json!({ "note": "every document was already filed" }),
+                    ),
+                )
+                .await?;
+            return Ok(MessageState::Filed);
+        }
+        let source = Self::source_name(&rec);
+        let sender_domain = report
+            .mail
+            .as_ref()
+            .and_then(|m| m.from.first())
+            .and_then(|f| relais_mssante::domain_of(f))
+            .map(str::to_string);
+        for (doc_id, doc, ipp, replaces) in &to_file {
+            let h = &doc.cda.header;
+            let sinks = self
+                .config
+                .route(h.type_code(), &source, sender_domain.as_deref());
+            if sinks.is_empty() {
+                self.journal
+                    .open_review(
+                        ReviewSubject::Document(*doc_id),
+                        "ROUTE-NONE",
+                        "no route sends this document to a sink",
+                    )
+                    .await?;
+                self.journal
+                    .transition(
+                        id,
+                        MessageState::Matched,
+                        MessageState::AwaitingReview,
+                        Event::system("awaiting_review"),
+                    )
+                    .await?;
+                return Ok(MessageState::AwaitingReview);
+            }
+            let ins = h.patient.as_ref().and_then(|p| p.ins.as_ref());
+            let filing = Filing {
+                message: id.0,
+                document: doc_id.0,
+                mail_message_id: rec.message_id.clone(),
+                source: source.clone(),
+                cda_id: h
+                    .id
+                    .as_ref()
+                    .map(relais_cda::Ii::to_xds)
+                    .unwrap_or_default(),
+                set_id: h
+                    .set_id
+                    .as_ref()
+                    .map(relais_cda::Ii::to_xds)
+                    .unwrap_or_default(),
+                version: h
+                    .version_number
+                    .as_deref()
+                    .and_then(|v| v.trim().parse().ok()),
+                replaces: replaces.clone(),
+                type_code: h.type_code().map(str::to_string),
+                title: h.title.clone(),
+                patient_ipp: ipp.clone(),
+                ins_oid: ins.map(|i| i.kind.oid().to_string()),
+                ins: ins.map(|i| i.value.clone()),
+                cda_base64: base64::engine::general_purpose::STANDARD.encode(&doc.bytes),
+            };
+            let payload =
+                serde_json::to_vec(&filing).map_err(|e| EngineError::Internal(e.to_string()))?;
+            // Per patient order: the IPP when matched, else the INS, else the document itself.
+            let ordering = ipp
+                .clone()
+                .or_else(|| ins.map(|i| format!("{}:{}", i.kind.oid(), i.value)))
+                .unwrap_or_else(|| format!("doc:{}", doc_id.0));
+            for sink in sinks {
+                self.journal
+                    .enqueue_delivery(*doc_id, sink, &filing.cda_id, payload.clone(), &ordering)
+                    .await?;
+            }
+        }
+        Ok(MessageState::Matched)
+    }
+
+    /// Deliver everything claimable, sink by sink, then close the messages whose documents are
+    /// all filed.
+    pub async fn drain_sinks(&self, summary: &mut RunSummary) -> Result<(), EngineError> {
+        for sink in &self.config.sinks {
+            loop {
+                let Some(delivery) = self
+                    .journal
+                    .claim_next(sink.name(), &self.worker, LEASE)
+                    .await?
+                else {
+                    break;
+                };
+                let filing: Filing = match serde_json::from_slice(&delivery.payload) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.journal
+                            .complete(
+                                delivery.id,
+                                Outcome::Rejected {
+                                    code: "SINK-PAYLOAD".into(),
+                                    text: format!("unreadable journaled payload: {e}"),
+                                },
+                            )
+                            .await?;
+                        continue;
+                    }
+                };
+                let result = match sink {
+                    Sink::Folder { path, .. } => {
+                        let sink = FolderSink { dir: path.clone() };
+                        let key = delivery.idempotency_key.clone();
+                        tokio::task::spawn_blocking(move || sink.deliver(&key, &filing))
+                            .await
+                            .map_err(|e| EngineError::Internal(e.to_string()))?
+                    }
+                };
+                let doc = delivery.document_id;
+                match result {
+                    SinkResult::Delivered(detail) => {
+                        self.journal
+                            .complete(delivery.id, Outcome::Delivered { detail })
+                            .await?;
+                        summary.deliveries += 1;
+                        tracing::info!(sink = sink.name(), document = %doc, "document filed");
+                        self.document_delivered(doc, summary).await?;
+                    }
+                    SinkResult::Rejected { code, text } => {
+                        self.journal
+                            .complete(
+                                delivery.id,
+                                Outcome::Rejected {
+                                    code: code.clone(),
+                                    text: text.clone(),
+                                },
+                            )
+                            .await?;
+                        self.journal
+                            .open_review(
+                                ReviewSubject::Document(doc),
+                                &code,
+                                &format!("sink {} refused the document: {text}", sink.name()),
+                            )
+                            .await?;
+                        if let Some(d) = self.journal.get_document(doc).await? {
+                            let _ = self
+                                .journal
+                                .transition(
+                                    d.message_id,
+                                    MessageState::Matched,
+                                    MessageState::AwaitingReview,
+                                    Event::system("awaiting_review").with_error(&code, &text),
+                                )
+                                .await;
+                        }
+                        summary.awaiting_review += 1;
+                    }
+                    SinkResult::Retry(text) => {
+                        let backoff = Duration::from_secs(
+                            2u64.saturating_pow(delivery.attempts.min(8)).min(300),
+                        );
+                        self.journal
+                            .retry_later(delivery.id, Timestamp::now().plus(backoff), &text)
+                            .await?;
+                        summary.retries += 1;
+                        tracing::warn!(sink = sink.name(), document = %doc, attempt = delivery.attempts, "delivery failed, will retry");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A delivery of `doc` succeeded: when every delivery of the document is done, the document
+    /// is filed, and when every document of its message is filed, the message is.
+    async fn document_delivered(
+        &self,
+        doc: DocId,
+        summary: &mut RunSummary,
+    ) -> Result<(), EngineError> {
+        let deliveries = self.journal.deliveries_of_document(doc).await?;
+        if deliveries
+            .iter()
+            .any(|d| d.state != relais_store::DeliveryState::Delivered)
+        {
+            return Ok(());
+        }
+        self.journal
+            .update_document(
+                doc,
+                &DocumentUpdate {
+                    state: Some(DocumentState::Filed),
+                    ..DocumentUpdate::default()
+                },
+            )
+            .await?;
+        let Some(record) = self.journal.get_document(doc).await? else {
+            return Ok(());
+        };
+        let docs = self.journal.documents_of_message(record.message_id).await?;
+        if docs.iter().all(|d| d.state == DocumentState::Filed) {
+            match self
+                .journal
+                .transition(
+                    record.message_id,
+                    MessageState::Matched,
+                    MessageState::Filed,
+                    Event::system("filed"),
+                )
+                .await
+            {
+                Ok(()) => summary.filed += 1,
+                Err(relais_store::StoreError::StaleState { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Poll, process and deliver until nothing is left to do now.
+    pub async fn run_once(&self) -> Result<RunSummary, EngineError> {
+        let mut summary = RunSummary::default();
+        self.poll_sources(&mut summary).await?;
+        self.process_pending(&mut summary).await?;
+        self.drain_sinks(&mut summary).await?;
+        Ok(summary)
+    }
+
+    /// Run until `shutdown` flips to true: poll every `interval`, finishing the work in hand
+    /// before returning.
+    pub async fn run(
+        &self,
+        interval: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), EngineError> {
+        loop {
+            let summary = self.run_once().await?;
+            if summary != RunSummary::default() {
+                tracing::info!(?summary, "cycle done");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => {
+                    tracing::info!("shutdown requested: work in hand finished, stopping");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The report of a message's latest check, for the CLI.
+    pub async fn message_ids(
+        &self,
+        state: Option<MessageState>,
+        limit: u32,
+    ) -> Result<Vec<MessageId>, EngineError> {
+        Ok(self
+            .journal
+            .list_messages(&MessageFilter {
+                state,
+                limit,
+                ..MessageFilter::default()
+            })
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect())
+    }
+}
+
+/// The first error of a report: (code, message).
+fn first_error(report: &InputReport) -> Option<(String, String)> {
+    report
+        .all_findings()
+        .find(|f| f.is_error())
+        .map(|f| (f.code.to_string(), f.message.clone()))
+}
+
+/// What the journal's events keep of a report: kinds, counts and rule codes, not message texts
+/// (schematron messages may quote document values).
+fn report_summary(report: &InputReport) -> serde_json::Value {
+    let codes: Vec<String> = report
+        .all_findings()
+        .filter(|f| f.is_error())
+        .map(|f| f.code.to_string())
+        .collect();
+    serde_json::json!({
+        "kind": report.kind,
+        "valid": report.valid,
+        "documents": report.documents.len(),
+        "error_codes": codes,
+    })
+}
+
+impl Engine {
+    /// A reviewer files the document of review `review` to patient `ipp`: the review closes,
+    /// the document is routed and queued for its sinks, and the message goes on to `filed` as
+    /// the deliveries succeed (call [`Engine::drain_sinks`] or let the daemon do it).
+    pub async fn file_reviewed(
+        &self,
+        review: relais_store::ReviewId,
+        ipp: &str,
+        actor: &str,
+    ) -> Result<(), EngineError> {
+        let r = self
+            .journal
+            .get_review(review)
+            .await?
+            .ok_or_else(|| EngineError::Internal(format!("no review {review}")))?;
+        let msg = self
+            .journal
+            .get_message(r.message_id)
+            .await?
+            .ok_or_else(|| EngineError::Internal(format!("no message {}", r.message_id)))?;
+        let raw = self.journal.read_raw(msg.id).await?;
+        let checker = self.checker.clone();
+        let (_, docs) =
+            tokio::task::spawn_blocking(move || checker.check_and_extract("review", &raw))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let registered = self.journal.documents_of_message(msg.id).await?;
+        let targets: Vec<DocId> = match r.document_id {
+            Some(d) => vec![d],
+            None => registered.iter().map(|d| d.id).collect(),
+        };
+        self.journal
+            .resolve_review(
+                review,
+                relais_store::Resolution::FiledTo {
+                    ipp: ipp.to_string(),
+                },
+                actor,
+            )
+            .await?;
+        let source = Self::source_name(&msg);
+        for doc_id in targets {
+            let Some(rec) = registered.iter().find(|d| d.id == doc_id) else {
+                continue;
+            };
+            let Some(doc) = docs.iter().find(|d| {
+                d.cda
+                    .header
+                    .id
+                    .as_ref()
+                    .map(relais_cda::Ii::to_xds)
+                    .unwrap_or_default()
+                    == rec.key.cda_id
+            }) else {
+                continue;
+            };
+            self.journal
+                .update_document(
+                    doc_id,
+                    &DocumentUpdate {
+                        state: Some(DocumentState::Matched),
+                        patient_ipp: Some(ipp.to_string()),
+                        ..DocumentUpdate::default()
+                    },
+                )
+                .await?;
+            let h = &doc.cda.header;
+            let ins = h.patient.as_ref().and_then(|p| p.ins.as_ref());
+            let filing = Filing {
+                message: msg.id.0,
+                document: doc_id.0,
+                mail_message_id: msg.message_id.clone(),
+                source: source.clone(),
+                cda_id: rec.key.cda_id.clone(),
+                set_id: rec.key.set_id.clone(),
+                version: rec.key.version,
+                replaces: None,
+                type_code: h.type_code().map(str::to_string),
+                title: h.title.clone(),
+                patient_ipp: Some(ipp.to_string()),
+                ins_oid: ins.map(|i| i.kind.oid().to_string()),
+                ins: ins.map(|i| i.value.clone()),
+                cda_base64: base64::engine::general_purpose::STANDARD.encode(&doc.bytes),
+            };
+            let payload =
+                serde_json::to_vec(&filing).map_err(|e| EngineError::Internal(e.to_string()))?;
+            for sink in self.config.route(h.type_code(), &source, None) {
+                self.journal
+                    .enqueue_delivery(doc_id, sink, &filing.cda_id, payload.clone(), ipp)
+                    .await?;
+            }
+        }
+        let mut e = Event::user("review_filed", actor);
+        e = e.with_detail(serde_json::json!({ "review": review.0 }));
+        self.journal
+            .transition(
+                msg.id,
+                MessageState::AwaitingReview,
+                MessageState::Matched,
+                e,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A reviewer rejects the subject of review `review`.
+    pub async fn reject_reviewed(
+        &self,
+        review: relais_store::ReviewId,
+        note: &str,
+        actor: &str,
+    ) -> Result<(), EngineError> {
+        let r = self
+            .journal
+            .get_review(review)
+            .await?
+            .ok_or_else(|| EngineError::Internal(format!("no review {review}")))?;
+        self.journal
+            .resolve_review(
+                review,
+                relais_store::Resolution::Rejected {
+                    note: note.to_string(),
+                },
+                actor,
+            )
+            .await?;
+        self.journal
+            .transition(
+                r.message_id,
+                MessageState::AwaitingReview,
+                MessageState::Rejected,
+                Event::user("review_rejected", actor).with_error("REVIEW-REJECTED", note),
+            )
+            .await?;
+        Ok(())
+    }
+}

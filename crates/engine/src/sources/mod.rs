@@ -1,0 +1,4 @@
+//! Where mail comes from. A source hands each mail to the journal and acknowledges it (moves
+//! it) only after the journal holds it durably.
+
+pub mod maildir;

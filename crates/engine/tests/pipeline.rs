@@ -1,0 +1,269 @@
+//! The inbound pipeline end to end on the project's samples: Maildir → journal → checks →
+//! patient match → routing → output folder, with dedup, review and crash-resume behaviour.
+
+use relais_engine::config::{Config, Patients, SchematronSetting, Sink, Source};
+use relais_engine::{Engine, RunSummary};
+use relais_store::{Ins, Journal, MessageFilter, MessageState, PatientRecord, ReviewFilter};
+use relais_testsupport::{ans_dir, workspace_root};
+use std::path::{Path, PathBuf};
+
+fn maildir(root: &Path, mails: &[&str]) -> PathBuf {
+    let md = root.join("inbox");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    for (i, m) in mails.iter().enumerate() {
+        let src = workspace_root().join("samples").join(m);
+        let stem = Path::new(m)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        std::fs::copy(
+            &src,
+            md.join("new")
+                .join(format!("17000000{i:02}.{stem}.relais-test")),
+        )
+        .unwrap();
+    }
+    md
+}
+
+fn config(root: &Path, inbox: &Path, require_match: bool) -> Config {
+    let mut c = Config::parse("", "test").unwrap();
+    c.data_dir = root.join("data");
+    c.validation.pack = Some(ans_dir());
+    c.validation.schematron = SchematronSetting::Off;
+    c.patients = Patients { require_match };
+    c.sources = vec![Source::Maildir {
+        name: "inbox".into(),
+        path: inbox.to_path_buf(),
+        consume: true,
+    }];
+    c.sinks = vec![Sink::Folder {
+        name: "out".into(),
+        path: root.join("out"),
+    }];
+    c
+}
+
+async fn states(engine: &Engine) -> Vec<MessageState> {
+    let mut v: Vec<_> = engine
+        .journal()
+        .list_messages(&MessageFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.state)
+        .collect();
+    v.sort();
+    v
+}
+
+fn out_files(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("out"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn samples_are_filed_rejected_and_never_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = maildir(
+        tmp.path(),
+        &[
+            "mail/ldl-ses-n1.eml",
+            "mail/cr-bio-n1.eml",
+            "invalid/xdm-hash-mismatch.eml",
+            "invalid/not-a-pdf.eml",
+        ],
+    );
+    let engine = Engine::open(config(tmp.path(), &inbox, false))
+        .await
+        .unwrap();
+    let s = engine.run_once().await.unwrap();
+    assert_eq!(s.journaled, 4, "{s:?}");
+    assert_eq!(s.filed, 2, "{s:?}");
+    assert_eq!(s.rejected, 2, "{s:?}");
+    assert_eq!(
+        states(&engine).await,
+        vec![
+            MessageState::Filed,
+            MessageState::Filed,
+            MessageState::Rejected,
+            MessageState::Rejected
+        ]
+    );
+    // Documents and sidecars in the output folder.
+    let files = out_files(tmp.path());
+    assert_eq!(
+        files.iter().filter(|f| f.ends_with(".xml")).count(),
+        2,
+        "{files:?}"
+    );
+    assert_eq!(
+        files.iter().filter(|f| f.ends_with(".json")).count(),
+        2,
+        "{files:?}"
+    );
+    let sidecar: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            tmp.path()
+                .join("out")
+                .join(files.iter().find(|f| f.ends_with(".json")).unwrap()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sidecar["ins_oid"], "1.2.250.1.213.1.4.10");
+    // The rejected ones say why.
+    let rejected = engine
+        .journal()
+        .list_messages(&MessageFilter {
+            state: Some(MessageState::Rejected),
+            ..MessageFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut codes: Vec<String> = rejected
+        .iter()
+        .map(|m| m.last_error.clone().unwrap().code)
+        .collect();
+    codes.sort();
+    assert_eq!(codes, vec!["MAIL-PDF-NOT-PDF", "XDM-HASH-MISMATCH"]);
+    // Consumed: the Maildir's new/ is empty, cur/ holds the four mails.
+    assert_eq!(std::fs::read_dir(inbox.join("new")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(inbox.join("cur")).unwrap().count(), 4);
+
+    // The same mails delivered again (another copy, another name): nothing is filed twice.
+    let again = maildir(tmp.path(), &["mail/ldl-ses-n1.eml"]);
+    assert_eq!(again, inbox);
+    let s = engine.run_once().await.unwrap();
+    assert_eq!(s.deliveries, 0, "{s:?}");
+    assert_eq!(out_files(tmp.path()).len(), 4);
+    // A second engine on the same journal (a restart) has nothing to do.
+    drop(engine);
+    let engine = Engine::open(config(tmp.path(), &inbox, false))
+        .await
+        .unwrap();
+    assert_eq!(engine.run_once().await.unwrap(), RunSummary::default());
+}
+
+fn camille(ipp: &str) -> PatientRecord {
+    PatientRecord {
+        ins: Some(Ins {
+            oid: "1.2.250.1.213.1.4.10".into(),
+            value: "279035121518989".into(),
+        }),
+        birth_family: Some("RELAIS-TEST".into()),
+        given_birth_first: Some("CAMILLE".into()),
+        birth_given_names: Some("CAMILLE".into()),
+        birth_date: Some("19790315".into()),
+        sex: Some("F".into()),
+        birthplace_insee: Some("51215".into()),
+        identity_status: Some("QUAL".into()),
+        ..PatientRecord::new(ipp)
+    }
+}
+
+#[tokio::test]
+async fn patient_matching_and_review() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = maildir(tmp.path(), &["mail/ldl-ses-n1.eml"]);
+    let engine = Engine::open(config(tmp.path(), &inbox, true))
+        .await
+        .unwrap();
+    // Unknown patient: 902, waits for review, nothing filed.
+    let s = engine.run_once().await.unwrap();
+    assert_eq!(s.awaiting_review, 1, "{s:?}");
+    assert!(out_files(tmp.path()).is_empty());
+    let reviews = engine
+        .journal()
+        .list_reviews(&ReviewFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(reviews[0].reason_code, "902");
+    assert!(
+        !reviews[0].reason_text.contains("279035121518989"),
+        "no INS in review texts"
+    );
+    // A reviewer files it to a patient: delivered, message filed.
+    engine
+        .file_reviewed(reviews[0].id, "IPP-0001", "dr.review")
+        .await
+        .unwrap();
+    let mut s = RunSummary::default();
+    engine.drain_sinks(&mut s).await.unwrap();
+    assert_eq!(s.deliveries, 1);
+    assert_eq!(states(&engine).await, vec![MessageState::Filed]);
+    let events = engine
+        .journal()
+        .message_events(reviews[0].message_id)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "review_filed"),
+        "{events:?}"
+    );
+
+    // Known patient, same traits: filed automatically.
+    engine
+        .journal()
+        .upsert_patient(&camille("IPP-0002"))
+        .await
+        .unwrap();
+    maildir(tmp.path(), &["mail/cr-bio-n1.eml"]);
+    let s = engine.run_once().await.unwrap();
+    assert_eq!(s.filed, 1, "{s:?}");
+}
+
+#[tokio::test]
+async fn matching_codes_902_to_906() {
+    use relais_engine::matching::{MatchOutcome, match_patient};
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = relais_store::SqliteJournal::open(tmp.path()).await.unwrap();
+    let text =
+        std::fs::read_to_string(workspace_root().join("samples/documents/ldl-ses-n1.xml")).unwrap();
+    let read = |t: &str| relais_cda::read(t.as_bytes(), &Default::default()).unwrap();
+    let code = |o: MatchOutcome| match o {
+        MatchOutcome::Review { code, .. } => code.to_string(),
+        MatchOutcome::Matched { ipp } => format!("matched {ipp}"),
+    };
+    let doc = read(&text);
+    assert_eq!(code(match_patient(&journal, &doc).await.unwrap()), "902");
+    journal.upsert_patient(&camille("IPP-7")).await.unwrap();
+    assert_eq!(
+        code(match_patient(&journal, &doc).await.unwrap()),
+        "matched IPP-7"
+    );
+    // A trait differs in the index: 904.
+    let mut other = camille("IPP-7");
+    other.birthplace_insee = Some("75056".into());
+    journal.upsert_patient(&other).await.unwrap();
+    assert_eq!(code(match_patient(&journal, &doc).await.unwrap()), "904");
+    // Two patients hold the INS: 906.
+    journal.upsert_patient(&camille("IPP-7")).await.unwrap();
+    journal.upsert_patient(&camille("IPP-8")).await.unwrap();
+    assert_eq!(code(match_patient(&journal, &doc).await.unwrap()), "906");
+    // No INS in the document: 903.
+    let no_ins = text.replacen("root=\"1.2.250.1.213.1.4.10\"", "root=\"2.999.1.2.3\"", 1);
+    assert_eq!(
+        code(match_patient(&journal, &read(&no_ins)).await.unwrap()),
+        "903"
+    );
+    // A trait missing in the document: 905.
+    let start = text.find("<birthplace>").unwrap();
+    let end = text.find("</birthplace>").unwrap() + "</birthplace>".len();
+    let incomplete = format!("{}{}", &text[..start], &text[end..]);
+    assert_eq!(
+        code(match_patient(&journal, &read(&incomplete)).await.unwrap()),
+        "905"
+    );
+}

@@ -1,0 +1,294 @@
+//! The subcommands that use the engine and the journal (async).
+
+use super::{
+    Command, ConfigArg, EXIT_INVALID, EXIT_USAGE, EXIT_VALID, MessagesCommand, ReviewCommand,
+    RunArgs,
+};
+use relais_engine::Engine;
+use relais_engine::config::Config;
+use relais_store::{MessageFilter, MessageId, MessageState, ReviewFilter, ReviewId};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub(super) async fn dispatch(command: Command) -> ExitCode {
+    let result = match command {
+        Command::Run(args) => run(args).await,
+        Command::Review(cmd) => review(cmd).await,
+        Command::Messages(cmd) => messages(cmd).await,
+        Command::Check(_) | Command::Config(_) => unreachable!("handled synchronously"),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("relais: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// The configuration named, or the embedded default (bundled samples) when none is.
+fn load_config(arg: &ConfigArg) -> Result<Config, String> {
+    match &arg.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        None => {
+            let samples = Path::new("samples/mail");
+            if !samples.is_dir() {
+                return Err(
+                    "no configuration given (--config FILE or RELAIS_CONFIG) and no samples/mail here for the embedded default; \
+                     see config/relais.example.toml"
+                        .into(),
+                );
+            }
+            Ok(Config::embedded_default(samples))
+        }
+    }
+}
+
+async fn open(arg: &ConfigArg) -> Result<Engine, String> {
+    let config = load_config(arg)?;
+    Engine::open(config).await.map_err(|e| e.to_string())
+}
+
+async fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let engine = open(&args.config).await?;
+    if args.once {
+        let s = engine.run_once().await.map_err(|e| e.to_string())?;
+        println!(
+            "relais run --once: {} new mail(s) journaled ({} already known); {} processed: {} filed, {} rejected (quarantined), {} awaiting review; {} deliveries, {} to retry",
+            s.journaled,
+            s.duplicates,
+            s.processed,
+            s.filed,
+            s.rejected,
+            s.awaiting_review,
+            s.deliveries,
+            s.retries
+        );
+        for sink in &engine.config().sinks {
+            let relais_engine::config::Sink::Folder { name, path } = sink;
+            println!("  sink {name}: {}", path.display());
+        }
+        println!(
+            "  journal: {}",
+            engine.config().data_dir.join("journal").display()
+        );
+        println!("  see `relais messages list`, `relais review list`");
+        return Ok(ExitCode::from(EXIT_VALID));
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = tx.send(true);
+    });
+    tracing::info!("relais daemon started");
+    engine
+        .run(Duration::from_secs(args.interval.max(1)), rx)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::from(EXIT_VALID))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn review(cmd: ReviewCommand) -> Result<ExitCode, String> {
+    match cmd {
+        ReviewCommand::List(config) => {
+            let engine = open(&config).await?;
+            let reviews = engine
+                .journal()
+                .list_reviews(&ReviewFilter::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            if reviews.is_empty() {
+                println!("no open review");
+            }
+            for r in reviews {
+                println!(
+                    "review {:>5}  message {:>6}  document {:>6}  {:<10} {}",
+                    r.id.0,
+                    r.message_id.0,
+                    r.document_id
+                        .map(|d| d.0.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    r.reason_code,
+                    r.reason_text
+                );
+            }
+            Ok(ExitCode::from(EXIT_VALID))
+        }
+        ReviewCommand::Show { id, config } => {
+            let engine = open(&config).await?;
+            let Some(r) = engine
+                .journal()
+                .get_review(ReviewId(id))
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                eprintln!("relais review show: no review {id}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            println!(
+                "review {}: {:?}, code {}: {}\nmessage {}, document {}",
+                r.id.0,
+                r.status,
+                r.reason_code,
+                r.reason_text,
+                r.message_id.0,
+                r.document_id
+                    .map(|d| d.0.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+            print_events(&engine, r.message_id).await?;
+            Ok(ExitCode::from(EXIT_VALID))
+        }
+        ReviewCommand::File {
+            id,
+            patient,
+            user,
+            config,
+        } => {
+            let engine = open(&config).await?;
+            engine
+                .file_reviewed(ReviewId(id), &patient, &user)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut summary = relais_engine::RunSummary::default();
+            engine
+                .drain_sinks(&mut summary)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "review {id} filed to the patient: {} delivery(ies) done",
+                summary.deliveries
+            );
+            Ok(ExitCode::from(EXIT_VALID))
+        }
+        ReviewCommand::Reject {
+            id,
+            note,
+            user,
+            config,
+        } => {
+            let engine = open(&config).await?;
+            engine
+                .reject_reviewed(ReviewId(id), &note, &user)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("review {id} rejected");
+            Ok(ExitCode::from(EXIT_VALID))
+        }
+    }
+}
+
+async fn print_events(engine: &Engine, id: MessageId) -> Result<(), String> {
+    for e in engine
+        .journal()
+        .message_events(id)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let actor = match &e.actor {
+            relais_store::Actor::System => "relais".to_string(),
+            relais_store::Actor::User(u) => u.clone(),
+        };
+        let error = e
+            .detail
+            .get("error")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        println!(
+            "  {} {:<20} {:>16} -> {:<16} by {:<10} {}",
+            e.at.as_millis(),
+            e.kind,
+            e.state_before.map(|s| s.as_str()).unwrap_or("-"),
+            e.state_after.map(|s| s.as_str()).unwrap_or("-"),
+            actor,
+            error
+        );
+    }
+    Ok(())
+}
+
+async fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
+    match cmd {
+        MessagesCommand::List {
+            state,
+            limit,
+            config,
+        } => {
+            let state = match state.as_deref() {
+                None => None,
+                Some(s) => {
+                    Some(MessageState::parse(s).ok_or_else(|| format!("unknown state {s:?}"))?)
+                }
+            };
+            let engine = open(&config).await?;
+            let list = engine
+                .journal()
+                .list_messages(&MessageFilter {
+                    state,
+                    limit,
+                    ..MessageFilter::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            for m in list {
+                println!(
+                    "message {:>6}  {:<16} {:<8} {:>9} bytes  {}",
+                    m.id.0,
+                    m.state.as_str(),
+                    m.source.kind(),
+                    m.size,
+                    m.last_error.map(|e| e.code).unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::from(EXIT_VALID))
+        }
+        MessagesCommand::Show { id, config } => {
+            let engine = open(&config).await?;
+            let Some(m) = engine
+                .journal()
+                .get_message(MessageId(id))
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                eprintln!("relais messages show: no message {id}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            println!(
+                "message {}: {} ({} bytes, sha256 {}), Message-ID {}",
+                m.id.0,
+                m.state.as_str(),
+                m.size,
+                m.sha256,
+                m.message_id.as_deref().unwrap_or("-")
+            );
+            if let Some(e) = &m.last_error {
+                println!("last error {}: {}", e.code, e.text);
+            }
+            print_events(&engine, m.id).await?;
+            Ok(ExitCode::from(EXIT_VALID))
+        }
+    }
+}
