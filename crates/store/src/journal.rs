@@ -96,7 +96,10 @@ pub trait Journal: Send + Sync {
         lease: Duration,
     ) -> Result<Option<Delivery>>;
 
-    /// Records the final outcome of a claimed delivery.
+    /// Records the final outcome of a claimed delivery. Fails with `DeliveryNotInFlight` when
+    /// it is not in flight (already completed, or given back by `retry_later`). A worker whose
+    /// lease expired may still complete as long as nobody else has: if another worker took it
+    /// over, the first to complete wins and the sink's idempotency key absorbs the double send.
     async fn complete(&self, id: DeliveryId, outcome: Outcome) -> Result<()>;
 
     /// Gives a claimed delivery back to the queue, not to be claimed before `not_before`.

@@ -911,3 +911,30 @@ pub(crate) fn parse_col<T>(
         column,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Timestamp;
+
+    #[test]
+    fn timestamps_print_as_rfc3339_utc() {
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(1_700_000_000_123).to_string(),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            Timestamp(951_782_400_000).to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(Timestamp(-1).to_string(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            Timestamp(5).plus(std::time::Duration::from_secs(1)),
+            Timestamp(1005)
+        );
+        assert_eq!(
+            Timestamp(i64::MAX).plus(std::time::Duration::MAX),
+            Timestamp(i64::MAX)
+        );
+    }
+}

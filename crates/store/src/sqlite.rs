@@ -88,6 +88,15 @@ fn unknown(what: &'static str, id: impl ToString) -> StoreError {
     }
 }
 
+/// A blocking blob task that panicked or was cancelled (shutdown).
+fn self_task_err(op: &'static str, e: tokio::task::JoinError) -> StoreError {
+    StoreError::BlobIo {
+        op,
+        path: PathBuf::from(BLOB_DIR),
+        source: std::io::Error::other(e),
+    }
+}
+
 fn to_u32(v: Option<i64>, table: &'static str, id: i64, column: &'static str) -> Result<u32> {
     parse_col(v.and_then(|v| u32::try_from(v).ok()), table, id, column)
 }
@@ -556,14 +565,14 @@ impl SqliteJournal {
             (raw, sha)
         })
         .await
-        .map_err(|e| StoreError::InvalidInput(format!("hashing task failed: {e}")))
+        .map_err(|e| self_task_err("hash the mail", e))
     }
 
     async fn put_blob(&self, raw: Vec<u8>) -> Result<Vec<u8>> {
         let blobs = self.blobs.clone();
         tokio::task::spawn_blocking(move || blobs.put(&raw).map(|_| raw))
             .await
-            .map_err(|e| StoreError::InvalidInput(format!("blob writing task failed: {e}")))?
+            .map_err(|e| self_task_err("write the blob", e))?
     }
 }
 
@@ -694,7 +703,7 @@ impl Journal for SqliteJournal {
         let blobs = self.blobs.clone();
         let result = tokio::task::spawn_blocking(move || blobs.get(&sha))
             .await
-            .map_err(|e| StoreError::InvalidInput(format!("blob reading task failed: {e}")))?;
+            .map_err(|e| self_task_err("read the blob", e))?;
         if let Err(e) = &result {
             warn!(message = id.0, code = e.code(), "raw mail unreadable");
         }
