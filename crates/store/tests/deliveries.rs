@@ -276,3 +276,40 @@ async fn lease_expiry_after_a_crash_makes_work_claimable_again() {
     );
     assert_eq!(j.pending_count(SINK).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn deliveries_of_a_document_one_per_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(dir.path()).await;
+    let docs = setup(&j, 2).await;
+    let mllp = enqueue(&j, docs[0], "k0", "P1").await;
+    let folder = j
+        .enqueue_delivery(docs[0], "folder", "k0", b"cda".to_vec(), "P1")
+        .await
+        .unwrap();
+    enqueue(&j, docs[1], "k1", "P2").await;
+    let c = j.claim_next(SINK, "w", LONG).await.unwrap().unwrap();
+    j.complete(
+        c.id,
+        Outcome::Delivered {
+            detail: "AA".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let of_doc = j.deliveries_of_document(docs[0]).await.unwrap();
+    assert_eq!(
+        of_doc.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![mllp, folder]
+    );
+    assert_eq!(
+        of_doc.iter().map(|d| d.state).collect::<Vec<_>>(),
+        vec![DeliveryState::Delivered, DeliveryState::Pending]
+    );
+    assert!(
+        j.deliveries_of_document(relais_store::DocId(404))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
