@@ -38,4 +38,13 @@ for tool in xmllint java javac dovecot postfix; do
 done
 test -f /usr/share/java/Saxon-HE.jar || { echo "setup: /usr/share/java/Saxon-HE.jar missing" >&2; exit 1; }
 test -x /usr/lib/dovecot/lmtp || { echo "setup: /usr/lib/dovecot/lmtp missing (dovecot-lmtpd)" >&2; exit 1; }
+# PyPI: hl7apy, the HL7 implementation of the DPI test peer (tests/peers/dpi_peer.py).
+# Debian's own python3 refuses plain pip installs (PEP 668): fall back to the explicit flag.
+if ! python3 -c 'import hl7apy' 2>/dev/null; then
+  echo "setup: installing hl7apy (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check hl7apy==1.3.5 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages hl7apy==1.3.5
+fi
+python3 -c 'import hl7apy' || { echo "setup: hl7apy is still missing after install" >&2; exit 1; }
+
 echo "setup: test prerequisites present"

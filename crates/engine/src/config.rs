@@ -87,12 +87,17 @@ pub struct Patients {
     /// document to review otherwise). The embedded demo turns it off: it has no index.
     #[serde(default = "yes")]
     pub require_match: bool,
+    /// Listen for ADT PAM-FR messages (A01, A04, A08, A28, A31, A40...) from the identity
+    /// server over MLLP at this address (e.g. `0.0.0.0:2575`), feeding the patient index.
+    #[serde(default)]
+    pub adt_listen: Option<String>,
 }
 
 impl Default for Patients {
     fn default() -> Self {
         Patients {
             require_match: true,
+            adt_listen: None,
         }
     }
 }
@@ -126,12 +131,45 @@ impl Source {
 pub enum Sink {
     /// Write each document and a JSON metadata sidecar into a folder (temp name, then rename).
     Folder { name: String, path: PathBuf },
+    /// Send each document to the DPI as an HL7v2 MDM (T02 new, T10 replacement) over MLLP,
+    /// per the ANS guide; the DPI's ACK decides: AA filed, AE rejected (review), AR retried.
+    Mllp {
+        name: String,
+        /// `host:port` of the DPI's MLLP listener.
+        address: String,
+        #[serde(default = "default_app")]
+        sending_application: String,
+        #[serde(default)]
+        sending_facility: String,
+        #[serde(default = "default_dpi")]
+        receiving_application: String,
+        #[serde(default)]
+        receiving_facility: String,
+        /// Seconds to wait for the connection, then for the ACK.
+        #[serde(default = "default_connect")]
+        connect_timeout_secs: u64,
+        #[serde(default = "default_ack")]
+        ack_timeout_secs: u64,
+    },
+}
+
+fn default_app() -> String {
+    "RELAIS".into()
+}
+fn default_dpi() -> String {
+    "DPI".into()
+}
+fn default_connect() -> u64 {
+    5
+}
+fn default_ack() -> u64 {
+    30
 }
 
 impl Sink {
     pub fn name(&self) -> &str {
         match self {
-            Sink::Folder { name, .. } => name,
+            Sink::Folder { name, .. } | Sink::Mllp { name, .. } => name,
         }
     }
 }
@@ -200,6 +238,7 @@ impl Config {
             limits: Limits::default(),
             patients: Patients {
                 require_match: false,
+                adt_listen: None,
             },
             sources: vec![Source::Maildir {
                 name: "samples".into(),

@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod matching;
+pub mod patients;
 pub mod sinks;
 pub mod sources;
 
@@ -67,6 +68,8 @@ pub struct Engine {
     journal: Arc<dyn Journal>,
     checker: Arc<Checker>,
     worker: String,
+    /// One open MLLP connection per DPI sink, reused between deliveries.
+    mllp_clients: tokio::sync::Mutex<std::collections::HashMap<String, relais_dpi::MllpClient>>,
 }
 
 impl Engine {
@@ -101,6 +104,7 @@ impl Engine {
             journal: Arc::new(journal),
             checker: Arc::new(checker),
             worker: format!("relais-{}", std::process::id()),
+            mllp_clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -186,10 +190,14 @@ impl Engine {
         let raw = self.journal.read_raw(id).await?;
         let checker = self.checker.clone();
         let label = format!("message {id}");
-        let (report, docs) =
-            tokio::task::spawn_blocking(move || checker.check_and_extract(&label, &raw))
-                .await
-                .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let limits = self.config.limits.clone();
+        let (report, docs, mail) = tokio::task::spawn_blocking(move || {
+            let (report, docs) = checker.check_and_extract(&label, &raw);
+            let mail = mail_summary(&raw, &limits);
+            (report, docs, mail)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
         let summary = report_summary(&report);
 
         if report.kind != relais_check::InputKind::Mail || report.mail.is_none() {
@@ -439,6 +447,7 @@ impl Engine {
                 ins_oid: ins.map(|i| i.kind.oid().to_string()),
                 ins: ins.map(|i| i.value.clone()),
                 cda_base64: base64::engine::general_purpose::STANDARD.encode(&doc.bytes),
+                mail: mail.clone(),
             };
             let payload =
                 serde_json::to_vec(&filing).map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -490,6 +499,35 @@ impl Engine {
                         tokio::task::spawn_blocking(move || sink.deliver(&key, &filing))
                             .await
                             .map_err(|e| EngineError::Internal(e.to_string()))?
+                    }
+                    Sink::Mllp {
+                        name,
+                        address,
+                        sending_application,
+                        sending_facility,
+                        receiving_application,
+                        receiving_facility,
+                        connect_timeout_secs,
+                        ack_timeout_secs,
+                    } => {
+                        let mllp = sinks::mllp::MllpSink::new(
+                            address,
+                            relais_dpi::Endpoints {
+                                sending_application: sending_application.clone(),
+                                sending_facility: sending_facility.clone(),
+                                receiving_application: receiving_application.clone(),
+                                receiving_facility: receiving_facility.clone(),
+                                processing_id: "P".into(),
+                            },
+                            Duration::from_secs(*connect_timeout_secs),
+                            Duration::from_secs(*ack_timeout_secs),
+                            self.config.limits.clone(),
+                        );
+                        let mut clients = self.mllp_clients.lock().await;
+                        let client = clients
+                            .entry(name.clone())
+                            .or_insert_with(|| relais_dpi::MllpClient::new(mllp.client.clone()));
+                        mllp.deliver(client, delivery.id.0, &filing).await
                     }
                 };
                 let doc = delivery.document_id;
@@ -604,6 +642,31 @@ impl Engine {
         Ok(summary)
     }
 
+    /// Start the ADT listener when configured; it stops when `shutdown` flips to true.
+    pub async fn start_adt(
+        &self,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Option<std::net::SocketAddr>, EngineError> {
+        let Some(address) = self.config.patients.adt_listen.clone() else {
+            return Ok(None);
+        };
+        let stop = async move {
+            let _ = shutdown.changed().await;
+        };
+        patients::serve_adt(
+            self.journal.clone(),
+            &address,
+            self.config.limits.clone(),
+            stop,
+        )
+        .await
+        .map(Some)
+        .map_err(|e| EngineError::Source {
+            source_name: "adt".into(),
+            reason: format!("cannot listen on {address}: {e}"),
+        })
+    }
+
     /// Run until `shutdown` flips to true: poll every `interval`, finishing the work in hand
     /// before returning.
     pub async fn run(
@@ -643,6 +706,19 @@ impl Engine {
             .into_iter()
             .map(|m| m.id)
             .collect())
+    }
+}
+
+/// The mail facts a sink may pass on (the DPI's MDM carries them in OBX 2).
+fn mail_summary(raw: &[u8], limits: &relais_core::Limits) -> sinks::MailSummary {
+    match relais_mssante::parse_mail(raw, limits) {
+        Ok(m) => sinks::MailSummary {
+            subject: m.subject.unwrap_or_default(),
+            body_text: m.body_text.unwrap_or_default(),
+            sender: m.from.first().cloned().unwrap_or_default(),
+            recipients: m.to,
+        },
+        Err(_) => sinks::MailSummary::default(),
     }
 }
 
@@ -696,6 +772,7 @@ impl Engine {
             tokio::task::spawn_blocking(move || checker.check_and_extract("review", &raw))
                 .await
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let mail = mail_summary(&self.journal.read_raw(msg.id).await?, &self.config.limits);
         let registered = self.journal.documents_of_message(msg.id).await?;
         let targets: Vec<DocId> = match r.document_id {
             Some(d) => vec![d],
@@ -753,6 +830,7 @@ impl Engine {
                 ins_oid: ins.map(|i| i.kind.oid().to_string()),
                 ins: ins.map(|i| i.value.clone()),
                 cda_base64: base64::engine::general_purpose::STANDARD.encode(&doc.bytes),
+                mail: mail.clone(),
             };
             let payload =
                 serde_json::to_vec(&filing).map_err(|e| EngineError::Internal(e.to_string()))?;

@@ -34,7 +34,10 @@ fn config(root: &Path, inbox: &Path, require_match: bool) -> Config {
     c.data_dir = root.join("data");
     c.validation.pack = Some(ans_dir());
     c.validation.schematron = SchematronSetting::Off;
-    c.patients = Patients { require_match };
+    c.patients = Patients {
+        require_match,
+        adt_listen: None,
+    };
     c.sources = vec![Source::Maildir {
         name: "inbox".into(),
         path: inbox.to_path_buf(),
@@ -266,4 +269,49 @@ async fn matching_codes_902_to_906() {
         code(match_patient(&journal, &read(&incomplete)).await.unwrap()),
         "905"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adt_over_mllp_feeds_the_patient_index() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = maildir(tmp.path(), &[]);
+    let mut c = config(tmp.path(), &inbox, true);
+    c.patients.adt_listen = Some("127.0.0.1:0".into());
+    let engine = Engine::open(c).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let addr = engine.start_adt(stop_rx).await.unwrap().expect("listening");
+    let admission = std::fs::read(ans_dir().join("hl7v2-examples/admission.er7")).unwrap();
+    let mut frame = vec![0x0b];
+    frame.extend_from_slice(&admission);
+    frame.extend([0x1c, 0x0d]);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&frame).await.unwrap();
+    let mut ack = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut ack))
+        .await
+        .unwrap()
+        .unwrap();
+    let ack = String::from_utf8_lossy(&ack[..n]).to_string();
+    assert!(ack.contains("MSA|AA"), "{ack}");
+    // The update is applied asynchronously after the ACK: wait for it.
+    let mut found = None;
+    for _ in 0..50 {
+        found = engine
+            .journal()
+            .find_patient_by_ipp("000003")
+            .await
+            .unwrap();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let p = found.expect("patient from the ADT A01").record;
+    assert_eq!(
+        p.ins.as_ref().map(|i| i.value.as_str()),
+        Some("279035121518989")
+    );
+    assert_eq!(p.birth_date.as_deref().map(|d| &d[..8]), Some("19790328"));
+    let _ = stop_tx.send(true);
 }

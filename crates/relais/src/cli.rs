@@ -54,6 +54,20 @@ enum Command {
     /// Messages in the journal and their audit trail.
     #[command(subcommand)]
     Messages(MessagesCommand),
+    /// The patient index used to match documents (also fed by ADT over MLLP).
+    #[command(subcommand)]
+    Patients(PatientsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum PatientsCommand {
+    /// Import patients from a CSV file with the header
+    /// ipp,ins,ins_oid,birth_family,given_birth_first,birth_given_names,birth_date,sex,birthplace_insee,identity_status
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

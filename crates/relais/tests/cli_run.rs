@@ -116,3 +116,67 @@ fn run_without_config_or_samples_says_what_to_do() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("relais.example.toml"));
 }
+
+#[test]
+fn patients_import_then_matching_files_automatically() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &relais_testsupport::workspace_root().join("samples/mail"),
+        &dir.path().join("mail"),
+    );
+    let config = dir.path().join("relais.toml");
+    std::fs::write(
+        &config,
+        r#"
+data_dir = "data"
+[validation]
+schematron = "off"
+[patients]
+require_match = true
+[[source]]
+kind = "maildir"
+name = "bal"
+path = "mail"
+consume = false
+[[sink]]
+kind = "folder"
+name = "dpi-import"
+path = "out"
+"#,
+    )
+    .unwrap();
+    let csv = dir.path().join("patients.csv");
+    std::fs::write(
+        &csv,
+        "ipp,ins,ins_oid,birth_family,given_birth_first,birth_given_names,birth_date,sex,birthplace_insee,identity_status\n\
+         IPP-1,279035121518989,1.2.250.1.213.1.4.10,RELAIS-TEST,CAMILLE,CAMILLE,19790315,F,51215,VALI\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let out = relais_in(
+        dir.path(),
+        &["patients", "import", csv.to_str().unwrap(), "--config", c],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 patient(s) imported"));
+    let out = relais_in(dir.path(), &["run", "--once", "--config", c]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("2 filed") && stdout.contains("0 awaiting review"),
+        "{stdout}"
+    );
+    let sidecars: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .collect();
+    assert_eq!(sidecars.len(), 2);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sidecars[0].path()).unwrap()).unwrap();
+    assert_eq!(meta["patient_ipp"], "IPP-1");
+}

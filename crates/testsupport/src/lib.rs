@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod dpi_peer;
 pub mod mailserver;
 pub mod pki;
 

@@ -2,6 +2,7 @@
 //! stable idempotency key: delivering the same key twice must not file twice.
 
 pub mod folder;
+pub mod mllp;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,18 @@ pub struct Filing {
     pub ins: Option<String>,
     /// The CDA document, base64.
     pub cda_base64: String,
+    /// The mail the document came in (the MDM's OBX 2): subject, text body, sender, recipients.
+    #[serde(default)]
+    pub mail: MailSummary,
+}
+
+/// The facts of the mail a document came in, kept for the sinks that pass them on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MailSummary {
+    pub subject: String,
+    pub body_text: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
 }
 
 /// What a sink says about one delivery attempt.

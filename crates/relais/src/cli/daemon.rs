@@ -16,6 +16,7 @@ pub(super) async fn dispatch(command: Command) -> ExitCode {
         Command::Run(args) => run(args).await,
         Command::Review(cmd) => review(cmd).await,
         Command::Messages(cmd) => messages(cmd).await,
+        Command::Patients(cmd) => patients(cmd).await,
         Command::Check(_) | Command::Config(_) => unreachable!("handled synchronously"),
     };
     match result {
@@ -66,8 +67,14 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
             s.retries
         );
         for sink in &engine.config().sinks {
-            let relais_engine::config::Sink::Folder { name, path } = sink;
-            println!("  sink {name}: {}", path.display());
+            match sink {
+                relais_engine::config::Sink::Folder { name, path } => {
+                    println!("  sink {name}: folder {}", path.display())
+                }
+                relais_engine::config::Sink::Mllp { name, address, .. } => {
+                    println!("  sink {name}: HL7 MLLP to {address}")
+                }
+            }
         }
         println!(
             "  journal: {}",
@@ -77,6 +84,13 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(EXIT_VALID));
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = engine
+        .start_adt(rx.clone())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        println!("ADT listener on {addr}");
+    }
     tokio::spawn(async move {
         wait_for_signal().await;
         let _ = tx.send(true);
@@ -288,6 +302,32 @@ async fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                 println!("last error {}: {}", e.code, e.text);
             }
             print_events(&engine, m.id).await?;
+            Ok(ExitCode::from(EXIT_VALID))
+        }
+    }
+}
+
+async fn patients(cmd: super::PatientsCommand) -> Result<ExitCode, String> {
+    match cmd {
+        super::PatientsCommand::Import { file, config } => {
+            let reader = std::fs::File::open(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let updates = relais_dpi::parse_patients_csv(reader)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let engine = open(&config).await?;
+            let mut stats = relais_engine::patients::PatientStats::default();
+            for u in &updates {
+                relais_engine::patients::apply(engine.journal().as_ref(), u, &mut stats)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            println!(
+                "{}: {} patient(s) imported, {} merge(s), {} line(s) without IPP skipped",
+                file.display(),
+                stats.upserted,
+                stats.merged,
+                stats.skipped
+            );
             Ok(ExitCode::from(EXIT_VALID))
         }
     }
