@@ -20,6 +20,16 @@
 //! access): 5000, or `RELAIS_TEST_MAIL_UID`. The daemons need root (Postfix's privilege
 //! separation, Dovecot's user switching), which is how the test suite runs (`bash tests/run-all.sh`).
 //!
+//! On the client-certificate instance the certificate's CN is the login name
+//! (`auth_ssl_username_from_cert`, needed by SASL EXTERNAL): it silently replaces the name given
+//! to LOGIN. A revoked test certificate (`revoked@<domain>`) is listed in the intermediate CA's CRL,
+//! which Dovecot checks; Postfix does not check CRLs, so its client-certificate port allows the
+//! fingerprints of the valid certificates only.
+//!
+//! Dovecot delays every login from an address for 2 to 15 s after a failed one (its auth
+//! penalty): tests that try wrong passwords should use a server of their own (Dovecot alone
+//! starts in about 50 ms).
+//!
 //! Lifetime: [`MailServer::stop`] or `Drop` kills every daemon (SIGKILL to their process groups)
 //! and deletes the directory. A small watchdog process does the same when the test process dies
 //! without dropping the server (a server kept in a `static`, a panic=abort, a killed test run), so
@@ -53,9 +63,10 @@ pub struct MailServerOptions {
     pub host: Ipv4Addr,
     /// Start Postfix too (SMTP ports). Dovecot alone starts faster.
     pub postfix: bool,
-    /// Advertise the IMAP MOVE extension (RFC 6851). `false` leaves it out of the capabilities,
-    /// so that clients take their COPY + STORE + EXPUNGE fallback.
-    pub imap_move: bool,
+    /// IMAP capabilities to leave out of Dovecot's post-login list, e.g. `["MOVE"]` so that
+    /// clients take their COPY + STORE + EXPUNGE fallback, `["MOVE", "UIDPLUS"]`, `["IDLE"]`.
+    /// Dovecot still accepts the commands; well-behaved clients do not send them.
+    pub imap_without: Vec<String>,
 }
 
 impl Default for MailServerOptions {
@@ -66,7 +77,7 @@ impl Default for MailServerOptions {
             password: "secret".into(),
             host: Ipv4Addr::LOCALHOST,
             postfix: true,
-            imap_move: true,
+            imap_without: Vec::new(),
         }
     }
 }
@@ -109,6 +120,12 @@ static RESERVED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 const NPORTS: u16 = 8;
 const DH_FILE: &str = "/usr/share/dovecot/dh.pem";
+/// Dovecot 2.3.19's post-login capability list (Debian 12).
+const DOVECOT_IMAP_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT \
+    SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL \
+    CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC \
+    ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY \
+    PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE";
 
 impl MailServer {
     /// Starts Dovecot and Postfix with the default options. Panics with a clear message when
@@ -543,11 +560,15 @@ impl MailServer {
              mail_max_userip_connections = 200\n\
              imap_idle_notify_interval = 2 mins\n",
         );
-        if !o.imap_move {
-            // The default post-login list without MOVE.
-            c.push_str(
-                "protocol imap {\n  imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE \
-                 LITERAL+ NAMESPACE UIDPLUS CHILDREN UNSELECT SPECIAL-USE LIST-EXTENDED ESEARCH\n}\n",
+        if !o.imap_without.is_empty() {
+            let caps: Vec<&str> = DOVECOT_IMAP_CAPABILITIES
+                .split_whitespace()
+                .filter(|cap| !o.imap_without.iter().any(|w| w.eq_ignore_ascii_case(cap)))
+                .collect();
+            let _ = writeln!(
+                c,
+                "protocol imap {{\n  imap_capability = {}\n}}",
+                caps.join(" ")
             );
         }
         if mtls {
@@ -929,7 +950,7 @@ fn kill_group(pgid: u32) {
 /// process groups listed in `pgids` and removes the directory.
 fn spawn_watchdog(dir: &Path) -> (Child, ChildStdin) {
     const SCRIPT: &str = r#"cat >/dev/null
-for g in $(cat "$1/pgids" 2>/dev/null); do kill -KILL -- "-$g" 2>/dev/null; done
+for g in $(cat "$1/pgids" 2>/dev/null); do kill -KILL "-$g" 2>/dev/null; done
 for i in 1 2 3 4 5 6 7 8 9 10; do
   rm -rf "$1" 2>/dev/null
   [ -e "$1" ] || break

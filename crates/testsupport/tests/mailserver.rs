@@ -85,11 +85,88 @@ fn dovecot_only_starts_fast() {
     let t0 = Instant::now();
     let server = MailServer::start_with(MailServerOptions {
         postfix: false,
-        imap_move: false,
+        imap_without: vec!["MOVE".into()],
         ..MailServerOptions::default()
     });
     eprintln!("dovecot-only start: {:?}", t0.elapsed());
     assert_eq!(server.ports().smtp, 0);
     server.deliver_lmtp("secretariat@hopital.test", &mail("x"));
     assert_eq!(server.imap_uids("secretariat", "INBOX"), vec![1]);
+}
+
+/// Run as a child process by `watchdog_cleans_up_when_the_test_process_dies`: starts a server,
+/// prints its directory and process groups, and exits without running any destructor.
+#[test]
+fn watchdog_child() {
+    if std::env::var_os("RELAIS_WATCHDOG_CHILD").is_none() {
+        return;
+    }
+    let server = MailServer::start_with(MailServerOptions {
+        postfix: true,
+        ..MailServerOptions::default()
+    });
+    let pgids = std::fs::read_to_string(server.dir().join("pgids")).unwrap();
+    println!("DIR={}", server.dir().display());
+    for p in pgids.lines() {
+        println!("PGID={p}");
+    }
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    std::process::exit(0);
+}
+
+#[test]
+fn watchdog_cleans_up_when_the_test_process_dies() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "watchdog_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RELAIS_WATCHDOG_CHILD", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.split_once("DIR=").map(|(_, d)| d))
+        .unwrap_or_else(|| {
+            panic!(
+                "child output: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .to_string();
+    let pgids: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.split_once("PGID=").map(|(_, p)| p))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(pgids.len(), 3, "{stdout}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let alive = |pgid: &str| -> bool {
+        // Any live (non-zombie) process left in the group?
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a.to_string()) else {
+                return false;
+            };
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid
+        })
+    };
+    loop {
+        let left: Vec<&String> = pgids.iter().filter(|g| alive(g)).collect();
+        if left.is_empty() && !std::path::Path::new(&dir).exists() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after the test process died: process groups {left:?} alive, dir exists: {}",
+            std::path::Path::new(&dir).exists()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
