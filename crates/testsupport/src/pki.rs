@@ -1,5 +1,5 @@
 //! A throw-away PKI shaped like IGC-Santé, for tests: a root CA, an intermediate CA that issues
-//! the server certificate (for 127.0.0.1 / localhost / mail.<domain>) and the client
+//! the server certificate (for 127.0.0.1 / localhost / `mail.<domain>`) and the client
 //! certificates (one per applicative mailbox, EKU clientAuth), CRLs for both CAs (one client
 //! certificate is revoked), and an unrelated root CA that signed nothing the servers use.
 //!
