@@ -33,11 +33,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-for tool in xmllint java javac dovecot postfix; do
+for tool in xmllint java javac; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is still missing after install" >&2; exit 1; }
 done
 test -f /usr/share/java/Saxon-HE.jar || { echo "setup: /usr/share/java/Saxon-HE.jar missing" >&2; exit 1; }
-test -x /usr/lib/dovecot/lmtp || { echo "setup: /usr/lib/dovecot/lmtp missing (dovecot-lmtpd)" >&2; exit 1; }
+# (in /usr/sbin, which a non-root PATH may lack)
+for f in /usr/sbin/dovecot /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp /usr/sbin/postfix; do
+  test -x "$f" || { echo "setup: $f is still missing after install" >&2; exit 1; }
+done
 # PyPI: hl7apy, the HL7 implementation of the DPI test peer (tests/peers/dpi_peer.py).
 # Debian's own python3 refuses plain pip installs (PEP 668): fall back to the explicit flag.
 if ! python3 -c 'import hl7apy' 2>/dev/null; then
