@@ -37,7 +37,7 @@ for tool in xmllint java javac; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is still missing after install" >&2; exit 1; }
 done
 test -f /usr/share/java/Saxon-HE.jar || { echo "setup: /usr/share/java/Saxon-HE.jar missing" >&2; exit 1; }
-# (in /usr/sbin, which a non-root PATH may lack)
+# The mail servers of the IMAP/SMTP tests, checked by path (/usr/sbin may be off a non-root PATH).
 for f in /usr/sbin/dovecot /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp /usr/sbin/postfix; do
   test -x "$f" || { echo "setup: $f is still missing after install" >&2; exit 1; }
 done
