@@ -68,6 +68,8 @@ pub struct Engine {
     journal: Arc<dyn Journal>,
     checker: Arc<Checker>,
     worker: String,
+    /// Whether [`Engine::recover`] ran.
+    recovered: std::sync::atomic::AtomicBool,
     /// One open MLLP connection per DPI sink, reused between deliveries.
     mllp_clients: tokio::sync::Mutex<std::collections::HashMap<String, relais_dpi::MllpClient>>,
 }
@@ -105,6 +107,7 @@ impl Engine {
             checker: Arc::new(checker),
             worker: format!("relais-{}", std::process::id()),
             mllp_clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+            recovered: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -140,8 +143,55 @@ impl Engine {
         Ok(())
     }
 
+    /// Resume the messages a crash left between two steps (`parsed`, `validated`, `matched`):
+    /// done once per engine, before the first batch of new mail.
+    pub async fn recover(&self, summary: &mut RunSummary) -> Result<(), EngineError> {
+        if self
+            .recovered
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        for state in [
+            MessageState::Parsed,
+            MessageState::Validated,
+            MessageState::Matched,
+        ] {
+            let mut before = None;
+            loop {
+                let batch = self
+                    .journal
+                    .list_messages(&MessageFilter {
+                        state: Some(state),
+                        before,
+                        limit: 200,
+                        ..MessageFilter::default()
+                    })
+                    .await?;
+                let Some(last) = batch.last() else { break };
+                before = Some(last.id);
+                for rec in batch {
+                    let id = rec.id;
+                    tracing::info!(message = %id, state = %rec.state, "resuming a message interrupted by a stop");
+                    match self.process(rec).await {
+                        Ok(MessageState::Filed) => summary.filed += 1,
+                        Ok(MessageState::Rejected) => summary.rejected += 1,
+                        Ok(MessageState::AwaitingReview) => summary.awaiting_review += 1,
+                        Ok(_) => {}
+                        Err(EngineError::Store(relais_store::StoreError::StaleState {
+                            ..
+                        })) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Process every message still `received` (new ones, and those a crash interrupted).
     pub async fn process_pending(&self, summary: &mut RunSummary) -> Result<(), EngineError> {
+        self.recover(summary).await?;
         loop {
             let batch = self
                 .journal
@@ -184,9 +234,13 @@ impl Engine {
         }
     }
 
-    /// Take one message from `received` as far as it goes; returns the state it ends in.
+    /// Take one message as far as it goes, from the state it is in: `received` normally, or
+    /// `parsed`, `validated` or `matched` when a crash interrupted an earlier run (every step is
+    /// idempotent: checks are pure, documents are recognised as the message's own, reviews and
+    /// deliveries are opened once). Returns the state it ends in.
     async fn process(&self, rec: MessageRecord) -> Result<MessageState, EngineError> {
         let id = rec.id;
+        let mut state = rec.state;
         let raw = self.journal.read_raw(id).await?;
         let checker = self.checker.clone();
         let label = format!("message {id}");
@@ -200,59 +254,66 @@ impl Engine {
         .map_err(|e| EngineError::Internal(e.to_string()))?;
         let summary = report_summary(&report);
 
-        if report.kind != relais_check::InputKind::Mail || report.mail.is_none() {
-            let (code, text) = first_error(&report).unwrap_or((
-                "MAIL-UNREADABLE".into(),
-                "the input is not a readable mail".into(),
-            ));
+        if state == MessageState::Received {
+            if report.kind != relais_check::InputKind::Mail || report.mail.is_none() {
+                let (code, text) = first_error(&report).unwrap_or((
+                    "MAIL-UNREADABLE".into(),
+                    "the input is not a readable mail".into(),
+                ));
+                self.journal
+                    .transition(
+                        id,
+                        MessageState::Received,
+                        MessageState::Rejected,
+                        Event::system("rejected")
+                            .with_detail(summary)
+                            .with_error(&code, &text),
+                    )
+                    .await?;
+                tracing::warn!(message = %id, code = %code, "mail rejected and quarantined");
+                return Ok(MessageState::Rejected);
+            }
             self.journal
                 .transition(
                     id,
                     MessageState::Received,
-                    MessageState::Rejected,
-                    Event::system("rejected")
-                        .with_detail(summary)
-                        .with_error(&code, &text),
+                    MessageState::Parsed,
+                    Event::system("parsed").with_detail(summary.clone()),
                 )
                 .await?;
-            tracing::warn!(message = %id, code = %code, "mail rejected and quarantined");
-            return Ok(MessageState::Rejected);
+            state = MessageState::Parsed;
         }
-        self.journal
-            .transition(
-                id,
-                MessageState::Received,
-                MessageState::Parsed,
-                Event::system("parsed").with_detail(summary.clone()),
-            )
-            .await?;
 
-        if docs.is_empty() || (!report.valid && self.config.validation.reject_invalid) {
-            let (code, text) = first_error(&report).unwrap_or((
-                "MAIL-NO-DOCUMENT".into(),
-                "the mail carries no CDA document to file".into(),
-            ));
+        if state == MessageState::Parsed {
+            if docs.is_empty() || (!report.valid && self.config.validation.reject_invalid) {
+                let (code, text) = first_error(&report).unwrap_or((
+                    "MAIL-NO-DOCUMENT".into(),
+                    "the mail carries no CDA document to file".into(),
+                ));
+                self.journal
+                    .transition(
+                        id,
+                        MessageState::Parsed,
+                        MessageState::Rejected,
+                        Event::system("rejected")
+                            .with_detail(summary)
+                            .with_error(&code, &text),
+                    )
+                    .await?;
+                tracing::warn!(message = %id, code = %code, "mail rejected and quarantined");
+                return Ok(MessageState::Rejected);
+            }
             self.journal
                 .transition(
                     id,
                     MessageState::Parsed,
-                    MessageState::Rejected,
-                    Event::system("rejected")
-                        .with_detail(summary)
-                        .with_error(&code, &text),
+                    MessageState::Validated,
+                    Event::system("validated"),
                 )
                 .await?;
-            tracing::warn!(message = %id, code = %code, "mail rejected and quarantined");
-            return Ok(MessageState::Rejected);
+            state = MessageState::Validated;
         }
-        self.journal
-            .transition(
-                id,
-                MessageState::Parsed,
-                MessageState::Validated,
-                Event::system("validated"),
-            )
-            .await?;
+        let resuming_matched = state == MessageState::Matched;
 
         // Register, deduplicate and match every document before filing any.
         let mut to_file: Vec<(DocId, &ExtractedDocument, Option<String>, Option<String>)> =
@@ -290,6 +351,21 @@ impl Engine {
                         .await?
                         .map(|r| r.key.cda_id);
                     (doc, old)
+                }
+                DocumentOutcome::Duplicate(existing)
+                    if self
+                        .journal
+                        .get_document(existing)
+                        .await?
+                        .is_some_and(|d| d.message_id == id) =>
+                {
+                    // Our own document, registered before a crash: carry on with it.
+                    let record = self.journal.get_document(existing).await?;
+                    let replaces = match record.and_then(|r| r.replaces) {
+                        Some(old) => self.journal.get_document(old).await?.map(|r| r.key.cda_id),
+                        None => None,
+                    };
+                    (existing, replaces)
                 }
                 DocumentOutcome::Duplicate(existing) => {
                     self.journal
@@ -362,21 +438,23 @@ impl Engine {
             self.journal
                 .transition(
                     id,
-                    MessageState::Validated,
+                    state,
                     MessageState::AwaitingReview,
                     Event::system("awaiting_review"),
                 )
                 .await?;
             return Ok(MessageState::AwaitingReview);
         }
-        self.journal
-            .transition(
-                id,
-                MessageState::Validated,
-                MessageState::Matched,
-                Event::system("matched"),
-            )
-            .await?;
+        if state == MessageState::Validated {
+            self.journal
+                .transition(
+                    id,
+                    MessageState::Validated,
+                    MessageState::Matched,
+                    Event::system("matched"),
+                )
+                .await?;
+        }
         if to_file.is_empty() {
             self.journal
                 .transition(
@@ -460,6 +538,16 @@ impl Engine {
                 self.journal
                     .enqueue_delivery(*doc_id, sink, &filing.cda_id, payload.clone(), &ordering)
                     .await?;
+            }
+        }
+        if resuming_matched {
+            // Deliveries may all have succeeded before the crash took the last step.
+            let mut done = RunSummary::default();
+            for (doc_id, ..) in &to_file {
+                self.document_delivered(*doc_id, &mut done).await?;
+            }
+            if done.filed > 0 {
+                return Ok(MessageState::Filed);
             }
         }
         Ok(MessageState::Matched)

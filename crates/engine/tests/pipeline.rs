@@ -315,3 +315,60 @@ async fn adt_over_mllp_feeds_the_patient_index() {
     assert_eq!(p.birth_date.as_deref().map(|d| &d[..8]), Some("19790328"));
     let _ = stop_tx.send(true);
 }
+
+#[tokio::test]
+async fn a_restart_resumes_messages_left_between_two_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = maildir(tmp.path(), &["mail/ldl-ses-n1.eml", "mail/cr-bio-n1.eml"]);
+    {
+        // First life: journaled and taken to `matched` (deliveries queued), then "killed".
+        let engine = Engine::open(config(tmp.path(), &inbox, false))
+            .await
+            .unwrap();
+        let mut s = RunSummary::default();
+        engine.poll_sources(&mut s).await.unwrap();
+        engine.process_pending(&mut s).await.unwrap();
+        assert_eq!(
+            states(&engine).await,
+            vec![MessageState::Matched, MessageState::Matched]
+        );
+        // And one message pushed back as if the crash came right after `parsed`.
+        maildir(tmp.path(), &["invalid/xdm-patientid-mismatch.eml"]);
+        engine.poll_sources(&mut s).await.unwrap();
+        let id = engine
+            .journal()
+            .list_messages(&MessageFilter {
+                state: Some(MessageState::Received),
+                ..MessageFilter::default()
+            })
+            .await
+            .unwrap()[0]
+            .id;
+        engine
+            .journal()
+            .transition(
+                id,
+                MessageState::Received,
+                MessageState::Parsed,
+                relais_store::Event::system("parsed"),
+            )
+            .await
+            .unwrap();
+    }
+    // Second life: everything ends in a final state, each document filed once.
+    let engine = Engine::open(config(tmp.path(), &inbox, false))
+        .await
+        .unwrap();
+    let s = engine.run_once().await.unwrap();
+    assert_eq!(s.deliveries, 2, "{s:?}");
+    assert_eq!(
+        states(&engine).await,
+        vec![
+            MessageState::Filed,
+            MessageState::Filed,
+            MessageState::Rejected
+        ]
+    );
+    assert_eq!(out_files(tmp.path()).len(), 4);
+    assert_eq!(engine.run_once().await.unwrap().deliveries, 0);
+}
