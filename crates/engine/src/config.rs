@@ -115,14 +115,60 @@ pub enum Source {
         #[serde(default = "yes")]
         consume: bool,
     },
+    /// An MSSanté mailbox over IMAP (personal, organisational or applicative BAL). Each mail is
+    /// journaled, processed, then moved to `processed_folder` (or `quarantine_folder` when
+    /// rejected); a mail is never moved before the journal holds it.
+    Imap {
+        name: String,
+        host: String,
+        port: u16,
+        #[serde(default)]
+        security: ImapSecurity,
+        /// PEM files of the trusted CAs (e.g. the IGC-Santé root and intermediate).
+        ca_files: Vec<PathBuf>,
+        /// Client certificate chain and key (PEM) for applicative mailboxes.
+        client_cert: Option<PathBuf>,
+        client_key: Option<PathBuf>,
+        /// Login; with a client certificate and no user, SASL EXTERNAL is used.
+        user: Option<String>,
+        /// A file holding the password (kept out of the configuration).
+        password_file: Option<PathBuf>,
+        #[serde(default = "default_inbox")]
+        mailbox: String,
+        #[serde(default = "default_processed")]
+        processed_folder: String,
+        #[serde(default = "default_quarantine")]
+        quarantine_folder: String,
+    },
 }
 
 impl Source {
     pub fn name(&self) -> &str {
         match self {
-            Source::Maildir { name, .. } => name,
+            Source::Maildir { name, .. } | Source::Imap { name, .. } => name,
         }
     }
+}
+
+/// IMAP connection security.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapSecurity {
+    /// Implicit TLS (port 993).
+    #[default]
+    Tls,
+    /// STARTTLS on the plain port (143); refused if the server does not offer it.
+    Starttls,
+}
+
+fn default_inbox() -> String {
+    "INBOX".into()
+}
+fn default_processed() -> String {
+    "Relais-Traites".into()
+}
+fn default_quarantine() -> String {
+    "Relais-Quarantaine".into()
 }
 
 /// A filing destination.

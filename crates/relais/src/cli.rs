@@ -54,6 +54,15 @@ enum Command {
     /// Messages in the journal and their audit trail.
     #[command(subcommand)]
     Messages(MessagesCommand),
+    /// Connect to each IMAP source (or the one named) and say, step by step, what works:
+    /// TCP, TLS, the server's certificate chain, the client certificate, login, mailbox.
+    TestConnection {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// The patient index used to match documents (also fed by ADT over MLLP).
     #[command(subcommand)]
     Patients(PatientsCommand),

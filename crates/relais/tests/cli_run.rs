@@ -180,3 +180,58 @@ path = "out"
         serde_json::from_slice(&std::fs::read(sidecars[0].path()).unwrap()).unwrap();
     assert_eq!(meta["patient_ipp"], "IPP-1");
 }
+
+#[test]
+fn test_connection_reports_each_step() {
+    let server = relais_testsupport::mailserver::MailServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("password"), server.password()).unwrap();
+    let write_config = |ca: &Path| {
+        let path = dir.path().join("relais.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+[[source]]
+kind = "imap"
+name = "bal-dpi"
+host = "{}"
+port = {}
+security = "tls"
+ca_files = ["{}"]
+user = "{}"
+password_file = "password"
+"#,
+                server.host(),
+                server.ports().imaps,
+                ca.display(),
+                server.address("dpi")
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let good = write_config(server.ca_pem());
+    let out = relais_in(
+        dir.path(),
+        &["test-connection", "--config", good.to_str().unwrap()],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("bal-dpi"), "{text}");
+    let bad = write_config(&server.pki().other_root_ca);
+    let out = relais_in(
+        dir.path(),
+        &["test-connection", "--config", bad.to_str().unwrap()],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.to_lowercase().contains("not trusted"), "{text}");
+    // The password never shows.
+    assert!(!text.contains(server.password()), "{text}");
+}

@@ -17,6 +17,7 @@ pub(super) async fn dispatch(command: Command) -> ExitCode {
         Command::Review(cmd) => review(cmd).await,
         Command::Messages(cmd) => messages(cmd).await,
         Command::Patients(cmd) => patients(cmd).await,
+        Command::TestConnection { source, config } => test_connection(source, config).await,
         Command::Check(_) | Command::Config(_) => unreachable!("handled synchronously"),
     };
     match result {
@@ -331,4 +332,33 @@ async fn patients(cmd: super::PatientsCommand) -> Result<ExitCode, String> {
             Ok(ExitCode::from(EXIT_VALID))
         }
     }
+}
+
+async fn test_connection(only: Option<String>, arg: ConfigArg) -> Result<ExitCode, String> {
+    let config = load_config(&arg)?;
+    let sources: Vec<_> = config
+        .sources
+        .iter()
+        .filter(|s| matches!(s, relais_engine::config::Source::Imap { .. }))
+        .filter(|s| only.as_deref().is_none_or(|n| n == s.name()))
+        .collect();
+    if sources.is_empty() {
+        return Err(match only {
+            Some(n) => format!("no IMAP source named {n:?} in the configuration"),
+            None => "the configuration has no IMAP source".into(),
+        });
+    }
+    let mut all_ok = true;
+    for source in sources {
+        println!("source {}:", source.name());
+        let cfg = relais_engine::sources::imap::imap_config(source, &config.limits)?;
+        let report = relais_imap::test_connection(&cfg).await;
+        println!("{report}");
+        all_ok &= report.is_ok();
+    }
+    Ok(ExitCode::from(if all_ok {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    }))
 }

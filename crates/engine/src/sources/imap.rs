@@ -1,0 +1,129 @@
+//! An MSSanté mailbox over IMAP (relais-imap).
+//!
+//! One poll: connect (TLS, optional client certificate), select, take every UID of the mailbox
+//! (processed mails are moved out, so what is there is new or was interrupted), fetch each with
+//! `BODY.PEEK[]`, journal it under (mailbox, UIDVALIDITY, UID), and hand it back for moving once
+//! processed. A crash between journaling and moving only means the mail is seen again and
+//! recognised as a duplicate: it is then moved.
+
+use crate::config::{ImapSecurity, Source};
+use relais_imap::{Auth, ClientCertFiles, ImapConfig, Security};
+use relais_store::{IngestOutcome, IngestRequest, Journal, MessageId, SourceKey, Timestamp};
+
+/// The relais-imap configuration of an `imap` source.
+pub fn imap_config(source: &Source, limits: &relais_core::Limits) -> Result<ImapConfig, String> {
+    let Source::Imap {
+        host,
+        port,
+        security,
+        ca_files,
+        client_cert,
+        client_key,
+        user,
+        password_file,
+        mailbox,
+        processed_folder,
+        quarantine_folder,
+        name,
+    } = source
+    else {
+        return Err("not an IMAP source".into());
+    };
+    let auth = match (user, password_file) {
+        (Some(user), Some(file)) => {
+            let password = std::fs::read_to_string(file).map_err(|e| {
+                format!(
+                    "source {name}: cannot read the password file {}: {e}",
+                    file.display()
+                )
+            })?;
+            Auth::Password {
+                user: user.clone(),
+                password: password.trim_end_matches(['\r', '\n']).to_string(),
+            }
+        }
+        (None, None) if client_cert.is_some() => Auth::External { authzid: None },
+        _ => {
+            return Err(format!(
+                "source {name}: give user and password_file, or a client certificate for SASL EXTERNAL"
+            ));
+        }
+    };
+    let mut cfg = ImapConfig::new(
+        host.clone(),
+        *port,
+        match security {
+            ImapSecurity::Tls => Security::Tls,
+            ImapSecurity::Starttls => Security::StartTls,
+        },
+        ca_files.clone(),
+        auth,
+    );
+    cfg.client_cert = match (client_cert, client_key) {
+        (Some(c), Some(k)) => Some(ClientCertFiles {
+            cert_chain_pem: c.clone(),
+            key_pem: k.clone(),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(format!(
+                "source {name}: client_cert and client_key go together"
+            ));
+        }
+    };
+    cfg.mailbox = mailbox.clone();
+    cfg.processed_folder = processed_folder.clone();
+    cfg.quarantine_folder = quarantine_folder.clone();
+    cfg.max_message_bytes = u32::try_from(limits.max_mail_bytes).unwrap_or(u32::MAX);
+    Ok(cfg)
+}
+
+/// A mail journaled from IMAP, to move once processed.
+pub struct Fetched {
+    pub uid: u32,
+    pub message: MessageId,
+}
+
+/// Journal every mail of the mailbox; returns the open session and what to move.
+pub async fn poll(
+    journal: &dyn Journal,
+    name: &str,
+    cfg: &ImapConfig,
+) -> Result<(relais_imap::Session, Vec<Fetched>, usize, usize), relais_imap::ImapError> {
+    let mut session = relais_imap::connect(cfg).await?;
+    let status = session.select().await?;
+    let uids = session.uids_since(0).await?;
+    let (mut new, mut dup) = (0, 0);
+    let mut fetched = Vec::new();
+    for uid in uids {
+        let Some(raw) = session.fetch(uid).await? else {
+            continue;
+        };
+        let key = SourceKey::Imap {
+            mailbox: name.to_string(),
+            uidvalidity: status.uid_validity,
+            uid,
+        };
+        match journal
+            .ingest(IngestRequest::new(key, &raw, Timestamp::now()))
+            .await
+        {
+            Ok(IngestOutcome::New(id)) => {
+                new += 1;
+                tracing::info!(source = name, uid, message = %id, "mail journaled");
+                fetched.push(Fetched { uid, message: id });
+            }
+            Ok(IngestOutcome::Duplicate { existing, .. }) => {
+                dup += 1;
+                fetched.push(Fetched {
+                    uid,
+                    message: existing,
+                });
+            }
+            Err(e) => {
+                tracing::error!(source = name, uid, error = %e, "cannot journal a mail; it stays in the mailbox");
+            }
+        }
+    }
+    Ok((session, fetched, new, dup))
+}

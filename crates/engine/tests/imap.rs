@@ -1,0 +1,157 @@
+//! End to end with real servers: mails delivered into Dovecot are read over IMAP (TLS, and TLS
+//! with a client certificate as for an applicative mailbox), validated, matched and filed into
+//! the DPI peer (hl7apy) as MDM^T02; processed mails move to the processed folder, rejected ones
+//! to quarantine.
+
+use relais_engine::Engine;
+use relais_engine::config::{Config, ImapSecurity, Patients, SchematronSetting, Sink, Source};
+use relais_store::{Ins, MessageFilter, MessageState, PatientRecord};
+use relais_testsupport::dpi_peer::DpiPeer;
+use relais_testsupport::mailserver::MailServer;
+use relais_testsupport::{ans_dir, workspace_root};
+use std::path::Path;
+
+fn sample(rel: &str) -> Vec<u8> {
+    std::fs::read(workspace_root().join("samples").join(rel)).unwrap()
+}
+
+async fn engine(root: &Path, source: Source, dpi: &str) -> Engine {
+    let mut c = Config::parse("", "test").unwrap();
+    c.data_dir = root.join("data");
+    c.validation.pack = Some(ans_dir());
+    c.validation.schematron = SchematronSetting::Off;
+    c.patients = Patients {
+        require_match: true,
+        adt_listen: None,
+    };
+    c.sources = vec![source];
+    c.sinks = vec![Sink::Mllp {
+        name: "dpi".into(),
+        address: dpi.into(),
+        sending_application: "RELAIS".into(),
+        sending_facility: "CH".into(),
+        receiving_application: "DPI".into(),
+        receiving_facility: "CH".into(),
+        connect_timeout_secs: 2,
+        ack_timeout_secs: 10,
+    }];
+    let e = Engine::open(c).await.unwrap();
+    e.journal()
+        .upsert_patient(&PatientRecord {
+            ins: Some(Ins {
+                oid: "1.2.250.1.213.1.4.10".into(),
+                value: "279035121518989".into(),
+            }),
+            birth_family: Some("RELAIS-TEST".into()),
+            given_birth_first: Some("CAMILLE".into()),
+            birth_date: Some("19790315".into()),
+            sex: Some("F".into()),
+            birthplace_insee: Some("51215".into()),
+            identity_status: Some("VALI".into()),
+            ..PatientRecord::new("IPP-42")
+        })
+        .await
+        .unwrap();
+    e
+}
+
+async fn states(e: &Engine) -> Vec<MessageState> {
+    let mut v: Vec<_> = e
+        .journal()
+        .list_messages(&MessageFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.state)
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imap_mailbox_to_dpi_over_mllp() {
+    let server = MailServer::start();
+    let peer = DpiPeer::start(&[]);
+    server.deliver_lmtp("dpi", &sample("mail/ldl-ses-n1.eml"));
+    server.deliver_lmtp("dpi", &sample("mail/cr-bio-n1.eml"));
+    server.deliver_lmtp("dpi", &sample("invalid/xdm-hash-mismatch.eml"));
+    let tmp = tempfile::tempdir().unwrap();
+    let password = tmp.path().join("password");
+    std::fs::write(&password, format!("{}\n", server.password())).unwrap();
+    let source = Source::Imap {
+        name: "bal-dpi".into(),
+        host: server.host(),
+        port: server.ports().imaps,
+        security: ImapSecurity::Tls,
+        ca_files: vec![server.ca_pem().to_path_buf()],
+        client_cert: None,
+        client_key: None,
+        user: Some(server.address("dpi")),
+        password_file: Some(password),
+        mailbox: "INBOX".into(),
+        processed_folder: "Relais-Traites".into(),
+        quarantine_folder: "Relais-Quarantaine".into(),
+    };
+    let e = engine(tmp.path(), source, &peer.address()).await;
+    let s = e.run_once().await.unwrap();
+    assert_eq!((s.journaled, s.filed, s.rejected), (3, 2, 1), "{s:?}");
+    assert_eq!(
+        states(&e).await,
+        vec![
+            MessageState::Filed,
+            MessageState::Filed,
+            MessageState::Rejected
+        ]
+    );
+    let got = peer.records();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got.iter()
+            .all(|r| r["answer"] == "AA" && r["event"] == "T02"),
+        "{got:?}"
+    );
+    // Acknowledged at the source only now: moved out of the inbox.
+    assert!(server.imap_uids("dpi", "INBOX").is_empty());
+    assert_eq!(server.imap_uids("dpi", "Relais-Traites").len(), 2);
+    assert_eq!(server.imap_uids("dpi", "Relais-Quarantaine").len(), 1);
+    // Polling again: nothing new, nothing sent twice.
+    let s = e.run_once().await.unwrap();
+    assert_eq!((s.journaled, s.deliveries), (0, 0), "{s:?}");
+    assert_eq!(peer.records().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn applicative_mailbox_with_client_certificate() {
+    let server = MailServer::start();
+    let peer = DpiPeer::start(&[]);
+    server.deliver_lmtp("labo", &sample("mail/cr-bio-n1.eml"));
+    let tmp = tempfile::tempdir().unwrap();
+    let cert_source = |with_cert: bool| Source::Imap {
+        name: "bal-labo".into(),
+        host: server.host(),
+        port: server.ports().imaps_mtls,
+        security: ImapSecurity::Tls,
+        ca_files: vec![server.ca_pem().to_path_buf()],
+        client_cert: with_cert.then(|| server.client_cert_pem("labo").to_path_buf()),
+        client_key: with_cert.then(|| server.client_key_pem("labo").to_path_buf()),
+        user: None,
+        password_file: None,
+        mailbox: "INBOX".into(),
+        processed_folder: "Relais-Traites".into(),
+        quarantine_folder: "Relais-Quarantaine".into(),
+    };
+    let e = engine(tmp.path(), cert_source(true), &peer.address()).await;
+    let s = e.run_once().await.unwrap();
+    assert_eq!((s.journaled, s.filed), (1, 1), "{s:?}");
+    assert_eq!(peer.records().len(), 1);
+    // Without the certificate the configuration itself is refused: no way to authenticate.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let mut c = Config::parse("", "t").unwrap();
+    c.data_dir = tmp2.path().join("d");
+    c.sources = vec![cert_source(false)];
+    c.validation.schematron = SchematronSetting::Off;
+    c.validation.pack = Some(ans_dir());
+    let e = Engine::open(c).await.unwrap();
+    let err = e.run_once().await.unwrap_err().to_string();
+    assert!(err.contains("client certificate"), "{err}");
+}
