@@ -808,6 +808,29 @@ impl Engine {
         interval: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), EngineError> {
+        // One IDLE watcher per IMAP mailbox wakes the loop as soon as mail arrives; the
+        // periodic poll stays as the safety net (a missed notification, a watcher down).
+        let (wake_tx, mut wake_rx) = tokio::sync::mpsc::channel::<()>(16);
+        for source in &self.config.sources {
+            if let Source::Imap { name, .. } = source {
+                match sources::imap::imap_config(source, &self.config.limits) {
+                    Ok(cfg) => {
+                        tokio::spawn(sources::imap::watch(
+                            name.clone(),
+                            cfg,
+                            wake_tx.clone(),
+                            shutdown.clone(),
+                        ));
+                    }
+                    Err(reason) => {
+                        return Err(EngineError::Source {
+                            source_name: name.clone(),
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
         loop {
             let summary = self.run_once().await?;
             if summary != RunSummary::default() {
@@ -815,6 +838,9 @@ impl Engine {
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
+                Some(()) = wake_rx.recv() => {
+                    while wake_rx.try_recv().is_ok() {}
+                }
                 _ = shutdown.changed() => {
                     tracing::info!("shutdown requested: work in hand finished, stopping");
                     return Ok(());

@@ -155,3 +155,49 @@ async fn applicative_mailbox_with_client_certificate() {
     let err = e.run_once().await.unwrap_err().to_string();
     assert!(err.contains("client certificate"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_wakes_the_daemon_when_mail_arrives() {
+    let server = MailServer::start();
+    let peer = DpiPeer::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let password = tmp.path().join("password");
+    std::fs::write(&password, server.password()).unwrap();
+    let source = Source::Imap {
+        name: "bal-dpi".into(),
+        host: server.host(),
+        port: server.ports().imaps,
+        security: ImapSecurity::Tls,
+        ca_files: vec![server.ca_pem().to_path_buf()],
+        client_cert: None,
+        client_key: None,
+        user: Some(server.address("dpi")),
+        password_file: Some(password),
+        mailbox: "INBOX".into(),
+        processed_folder: "Relais-Traites".into(),
+        quarantine_folder: "Relais-Quarantaine".into(),
+    };
+    let e = std::sync::Arc::new(engine(tmp.path(), source, &peer.address()).await);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let daemon = {
+        let e = e.clone();
+        // A poll interval far longer than the test: only IDLE can make it file in time.
+        tokio::spawn(async move { e.run(std::time::Duration::from_secs(600), stop_rx).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let t0 = std::time::Instant::now();
+    server.deliver_lmtp("dpi", &sample("mail/ldl-ses-n1.eml"));
+    while peer.records().is_empty() && t0.elapsed() < std::time::Duration::from_secs(15) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let latency = t0.elapsed();
+    assert_eq!(
+        peer.records().len(),
+        1,
+        "not filed within 15 s: IDLE did not wake the daemon"
+    );
+    println!("arrival to filed with IDLE: {latency:?}");
+    stop_tx.send(true).unwrap();
+    daemon.await.unwrap().unwrap();
+    assert_eq!(states(&e).await, vec![MessageState::Filed]);
+}

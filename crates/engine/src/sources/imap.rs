@@ -127,3 +127,62 @@ pub async fn poll(
     }
     Ok((session, fetched, new, dup))
 }
+
+/// How long one IDLE lasts before it is renewed: servers drop IDLE after 30 minutes
+/// (RFC 2177), so at most every 25.
+pub const IDLE_RENEW: std::time::Duration = std::time::Duration::from_secs(25 * 60);
+
+/// Watch a mailbox with IMAP IDLE and send a wake-up when it changes, until `shutdown`.
+/// Connection problems are logged and retried with backoff (1 s doubling up to 5 minutes).
+pub async fn watch(
+    name: String,
+    cfg: ImapConfig,
+    wake: tokio::sync::mpsc::Sender<()>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut backoff = std::time::Duration::from_secs(1);
+    loop {
+        let session = tokio::select! {
+            r = relais_imap::connect(&cfg) => r,
+            _ = shutdown.changed() => return,
+        };
+        let mut session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(source = %name, code = %e.code(), "IMAP watcher cannot connect; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(300));
+                continue;
+            }
+        };
+        if !session.capabilities().idle {
+            tracing::info!(source = %name, "the server has no IDLE: periodic polling only");
+            let _ = session.logout().await;
+            return;
+        }
+        if let Err(e) = session.select().await {
+            tracing::warn!(source = %name, code = %e.code(), "IMAP watcher cannot select the mailbox; retrying");
+            continue;
+        }
+        backoff = std::time::Duration::from_secs(1);
+        loop {
+            let outcome = tokio::select! {
+                r = session.idle(IDLE_RENEW) => r,
+                _ = shutdown.changed() => return,
+            };
+            match outcome {
+                Ok(relais_imap::IdleOutcome::NewData) => {
+                    let _ = wake.try_send(());
+                }
+                Ok(relais_imap::IdleOutcome::Timeout) => {}
+                Err(e) => {
+                    tracing::warn!(source = %name, code = %e.code(), "IMAP IDLE interrupted; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
