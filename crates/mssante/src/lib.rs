@@ -13,12 +13,15 @@
 //! truncated document must not reach the DPI), and nothing panics. Patient data (subject,
 //! patient addresses, file names) never appears in error messages or `Debug` output.
 //!
-//! Building mails (answers, MDNs, outbound documents) comes later in this crate.
+//! Answering the sender is [`mdn`]: the MDN of the ANS guide (`multipart/report`,
+//! `processed` or `processed/Error: <code>^<libellé>`) and the report to the error mailbox when
+//! no MDN was asked for.
 
 pub mod address;
 mod b64;
 pub mod codes;
 mod error;
+pub mod mdn;
 mod parse;
 mod prescan;
 mod sniff;
@@ -26,6 +29,10 @@ mod subject;
 
 pub use address::{domain_of, is_patient_address, patient_ins_of};
 pub use error::MailError;
+pub use mdn::{
+    BuiltMail, MdnContext, MdnDecision, MdnError, MdnOutcome, build_error_report, build_mdn,
+    mdn_decision, should_send_mdn,
+};
 pub use parse::{
     Attachment, AttachmentRole, InsFlag, MssHeaders, ParsedMail, fuzz_entry, parse_mail,
 };
