@@ -33,6 +33,13 @@ enum Suite {
         #[arg(long, default_value_t = 200)]
         mails: usize,
     },
+    /// The inbound pipeline from a real Dovecot mailbox to the output folder, next to a plain
+    /// IMAP download of the same mailbox (needs dovecot: `bash tests/setup.sh`, as root).
+    Inbound {
+        /// Mails in the mailbox (each a distinct document, ~50 kB with its XDM and PDF).
+        #[arg(long, default_value_t = 2000)]
+        mails: usize,
+    },
     /// Internal: check one file and print the peak resident memory (VmHWM) in KiB.
     #[command(hide = true)]
     MemProbe { file: PathBuf },
@@ -43,6 +50,7 @@ fn main() {
     match args.suite {
         Suite::Check { rounds, mails } => check_suite(rounds, mails),
         Suite::MemProbe { file } => mem_probe(&file),
+        Suite::Inbound { mails } => inbound_suite(mails),
     }
 }
 
@@ -67,6 +75,11 @@ fn pdf_of_size(size: usize) -> Vec<u8> {
 
 /// A typical MSSanté mail: XDM with `cda`, plus a PDF copy of `pdf_size` bytes.
 fn typical_mail(cda: &[u8], pdf_size: usize) -> Vec<u8> {
+    numbered_mail(cda, pdf_size, 1)
+}
+
+/// [`typical_mail`] with Message-ID number `n`.
+fn numbered_mail(cda: &[u8], pdf_size: usize, n: usize) -> Vec<u8> {
     let doc = relais_cda::read(cda, &Default::default()).expect("readable CDA");
     let entry = relais_check::metadata::document_entry_for(&doc, &CodeTables::embedded());
     let ss = relais_xdm::SubmissionSet {
@@ -97,7 +110,7 @@ fn typical_mail(cda: &[u8], pdf_size: usize) -> Vec<u8> {
         .from(("CH Demo", "expediteur@ch-demo.mssante.fr"))
         .to(("Dr Demo", "destinataire@medecin.mssante.fr"))
         .subject("XDM/1.0/DDM+Lettre de liaison BENCH PATIENT")
-        .message_id("bench-0001@ch-demo.mssante.fr")
+        .message_id(format!("bench-{n:06}@ch-demo.mssante.fr"))
         .header(
             "X-MSS-CODECDA",
             mail_builder::headers::raw::Raw::new("11490-0"),
@@ -295,4 +308,89 @@ fn mem_probe(file: &Path) {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .expect("VmHWM");
     println!("{hwm}");
+}
+
+fn inbound_suite(mails: usize) {
+    use relais_engine::config::{Config, ImapSecurity, Patients, SchematronSetting, Sink, Source};
+    let server = relais_testsupport::mailserver::MailServer::start();
+    let base = std::fs::read_to_string(
+        relais_testsupport::workspace_root().join("samples/documents/ldl-ses-n1.xml"),
+    )
+    .expect("samples/documents/ldl-ses-n1.xml");
+    let t = Instant::now();
+    let mut bytes = 0;
+    for i in 0..mails {
+        let cda = base.replace("LDL-2025-000123", &format!("LDL-BENCH-{i:06}"));
+        let mail = numbered_mail(cda.as_bytes(), 36 * 1024, i);
+        bytes += mail.len();
+        server.deliver_lmtp("dpi", &mail);
+    }
+    println!("# relais-bench inbound");
+    println!(
+        "mailbox: {mails} mails, {:.1} kB each on average, delivered over LMTP in {:.1} s",
+        bytes as f64 / mails as f64 / 1000.0,
+        t.elapsed().as_secs_f64()
+    );
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let password = tmp.path().join("password");
+    std::fs::write(&password, server.password()).expect("password file");
+    let source = Source::Imap {
+        name: "bal-dpi".into(),
+        host: server.host(),
+        port: server.ports().imaps,
+        security: ImapSecurity::Tls,
+        ca_files: vec![server.ca_pem().to_path_buf()],
+        client_cert: None,
+        client_key: None,
+        user: Some(server.address("dpi")),
+        password_file: Some(password),
+        mailbox: "INBOX".into(),
+        processed_folder: "Relais-Traites".into(),
+        quarantine_folder: "Relais-Quarantaine".into(),
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        // The physical limit: a plain IMAP download of the same mailbox (TLS, BODY.PEEK[]).
+        let cfg = relais_engine::sources::imap::imap_config(&source, &relais_core::Limits::default()).expect("cfg");
+        let t = Instant::now();
+        let mut session = relais_imap::connect(&cfg).await.expect("connect");
+        session.select().await.expect("select");
+        let uids = session.uids_since(0).await.expect("uids");
+        let mut got = 0usize;
+        for uid in &uids {
+            got += session.fetch(*uid).await.expect("fetch").map(|m| m.len()).unwrap_or(0);
+        }
+        let _ = session.logout().await;
+        let plain = t.elapsed().as_secs_f64();
+        println!(
+            "plain IMAP download: {} mails, {:.1} MB in {plain:.2} s = {:.0} mails/s",
+            uids.len(),
+            got as f64 / 1e6,
+            uids.len() as f64 / plain
+        );
+        let mut c = Config::parse("", "bench").expect("config");
+        c.data_dir = tmp.path().join("data");
+        c.validation.pack = Some(relais_testsupport::ans_dir());
+        c.validation.schematron = SchematronSetting::Off;
+        c.patients = Patients {
+            require_match: false,
+            adt_listen: None,
+        };
+        c.sources = vec![source];
+        c.sinks = vec![Sink::Folder {
+            name: "out".into(),
+            path: tmp.path().join("out"),
+        }];
+        let engine = relais_engine::Engine::open(c).await.expect("engine");
+        let t = Instant::now();
+        let s = engine.run_once().await.expect("run");
+        let relais = t.elapsed().as_secs_f64();
+        assert_eq!(s.filed, mails, "every mail filed: {s:?}");
+        println!(
+            "relais, inbox to filed (IMAP fetch, journal with fsync, XDM + CDA header + XSD checks, folder sink, IMAP move): \
+             {mails} mails in {relais:.2} s = {:.0} mails/s; {:.2}x the plain download (goals: >= 200 mails/s, <= 1.5x)",
+            mails as f64 / relais,
+            relais / plain
+        );
+    });
 }
