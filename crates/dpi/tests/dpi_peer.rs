@@ -13,105 +13,23 @@ use relais_dpi::{
     MetaFlags, MllpClient, build_mdm, codes,
 };
 use relais_hl7::embedded_documents;
-use relais_testsupport::{ans_file, workspace_root};
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use relais_testsupport::ans_file;
+use relais_testsupport::dpi_peer::DpiPeer;
 use std::time::Duration;
 
-const INSTALL: &str = "python3 -m pip install hl7apy==1.3.5";
+/// The hl7apy DPI peer of relais-testsupport, with a client configured for it.
+type Peer = DpiPeer;
 
-/// The Python DPI peer, killed when dropped.
-struct Peer {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+trait PeerClient {
+    fn client(&self) -> MllpClient;
 }
 
-impl Peer {
-    fn start(extra: &[&str]) -> Peer {
-        match Command::new("python3")
-            .args(["-c", "import hl7apy"])
-            .output()
-        {
-            Err(e) => panic!(
-                "python3 is needed by the DPI peer tests and cannot be run ({e}); install python3 and then `{INSTALL}`"
-            ),
-            Ok(out) if !out.status.success() => panic!(
-                "the DPI peer tests need the Python package hl7apy, which python3 cannot import: install it with `{INSTALL}` (tests/setup.sh does)\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Ok(_) => {}
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let script = workspace_root().join("tests/peers/dpi_peer.py");
-        assert!(script.exists(), "{} is missing", script.display());
-        let stderr = std::fs::File::create(dir.path().join("peer.err")).unwrap();
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .args(["--port", "0", "--max-seconds", "120"])
-            .arg("--record")
-            .arg(dir.path().join("received.jsonl"))
-            .arg("--mode-file")
-            .arg(dir.path().join("mode"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .expect("start the DPI peer");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
-        let port = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .and_then(|p| p.parse().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let mut err = String::new();
-            let _ = std::fs::File::open(dir.path().join("peer.err"))
-                .and_then(|mut f| f.read_to_string(&mut err));
-            panic!("the DPI peer did not start (first line {line:?}); its stderr:\n{err}");
-        };
-        Peer { child, port, dir }
-    }
-
-    fn set_mode(&self, mode: &str) {
-        std::fs::write(self.dir.path().join("mode"), mode).unwrap();
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
+impl PeerClient for DpiPeer {
     fn client(&self) -> MllpClient {
         let mut config = ClientConfig::new(self.address());
         config.connect_timeout = Duration::from_secs(5);
         config.ack_timeout = Duration::from_secs(20);
         MllpClient::new(config)
-    }
-
-    fn records(&self) -> Vec<Value> {
-        let path: PathBuf = self.dir.path().join("received.jsonl");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON line"))
-            .collect()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
