@@ -302,22 +302,15 @@ impl Engine {
 
         if state == MessageState::Received {
             if report.kind != relais_check::InputKind::Mail || report.mail.is_none() {
-                let (code, text) = first_error(&report).unwrap_or((
-                    "MAIL-UNREADABLE".into(),
-                    "the input is not a readable mail".into(),
-                ));
-                self.journal
-                    .transition(
+                return self
+                    .reject(
                         id,
-                        MessageState::Received,
-                        MessageState::Rejected,
-                        Event::system("rejected")
-                            .with_detail(summary)
-                            .with_error(&code, &text),
+                        state,
+                        summary,
+                        &report,
+                        ("MAIL-UNREADABLE", "the input is not a readable mail"),
                     )
-                    .await?;
-                tracing::warn!(message = %id, code = %code, "mail rejected and quarantined");
-                return Ok(MessageState::Rejected);
+                    .await;
             }
             self.journal
                 .transition(
@@ -332,22 +325,18 @@ impl Engine {
 
         if state == MessageState::Parsed {
             if docs.is_empty() || (!report.valid && self.config.validation.reject_invalid) {
-                let (code, text) = first_error(&report).unwrap_or((
-                    "MAIL-NO-DOCUMENT".into(),
-                    "the mail carries no CDA document to file".into(),
-                ));
-                self.journal
-                    .transition(
+                return self
+                    .reject(
                         id,
-                        MessageState::Parsed,
-                        MessageState::Rejected,
-                        Event::system("rejected")
-                            .with_detail(summary)
-                            .with_error(&code, &text),
+                        state,
+                        summary,
+                        &report,
+                        (
+                            "MAIL-NO-DOCUMENT",
+                            "the mail carries no CDA document to file",
+                        ),
                     )
-                    .await?;
-                tracing::warn!(message = %id, code = %code, "mail rejected and quarantined");
-                return Ok(MessageState::Rejected);
+                    .await;
             }
             self.journal
                 .transition(
@@ -367,22 +356,7 @@ impl Engine {
         let mut reviews = 0;
         for doc in &docs {
             let h = &doc.cda.header;
-            let key = DocumentKey {
-                cda_id: h
-                    .id
-                    .as_ref()
-                    .map(relais_cda::Ii::to_xds)
-                    .unwrap_or_default(),
-                set_id: h
-                    .set_id
-                    .as_ref()
-                    .map(relais_cda::Ii::to_xds)
-                    .unwrap_or_default(),
-                version: h
-                    .version_number
-                    .as_deref()
-                    .and_then(|v| v.trim().parse().ok()),
-            };
+            let key = document_key(h);
             let meta = DocumentMeta {
                 type_code: h.type_code().map(str::to_string),
                 validation: serde_json::to_value(&report.documents[doc.report_index]).ok(),
@@ -544,47 +518,16 @@ impl Engine {
                     .await?;
                 return Ok(MessageState::AwaitingReview);
             }
-            let ins = h.patient.as_ref().and_then(|p| p.ins.as_ref());
-            let filing = Filing {
-                message: id.0,
-                document: doc_id.0,
-                mail_message_id: rec.message_id.clone(),
-                source: source.clone(),
-                cda_id: h
-                    .id
-                    .as_ref()
-                    .map(relais_cda::Ii::to_xds)
-                    .unwrap_or_default(),
-                set_id: h
-                    .set_id
-                    .as_ref()
-                    .map(relais_cda::Ii::to_xds)
-                    .unwrap_or_default(),
-                version: h
-                    .version_number
-                    .as_deref()
-                    .and_then(|v| v.trim().parse().ok()),
-                replaces: replaces.clone(),
-                type_code: h.type_code().map(str::to_string),
-                title: h.title.clone(),
-                patient_ipp: ipp.clone(),
-                ins_oid: ins.map(|i| i.kind.oid().to_string()),
-                ins: ins.map(|i| i.value.clone()),
-                cda_base64: base64::engine::general_purpose::STANDARD.encode(&doc.bytes),
-                mail: mail.clone(),
-            };
-            let payload =
-                serde_json::to_vec(&filing).map_err(|e| EngineError::Internal(e.to_string()))?;
-            // Per patient order: the IPP when matched, else the INS, else the document itself.
-            let ordering = ipp
-                .clone()
-                .or_else(|| ins.map(|i| format!("{}:{}", i.kind.oid(), i.value)))
-                .unwrap_or_else(|| format!("doc:{}", doc_id.0));
-            for sink in sinks {
-                self.journal
-                    .enqueue_delivery(*doc_id, sink, &filing.cda_id, payload.clone(), &ordering)
-                    .await?;
-            }
+            let filing = filing_for(
+                &rec,
+                *doc_id,
+                doc,
+                &source,
+                ipp.clone(),
+                replaces.clone(),
+                &mail,
+            );
+            self.enqueue(*doc_id, &filing, &sinks).await?;
         }
         if resuming_matched {
             // Deliveries may all have succeeded before the crash took the last step.
@@ -597,6 +540,60 @@ impl Engine {
             }
         }
         Ok(MessageState::Matched)
+    }
+
+    /// Put a filing in the outbox of each sink, keyed by the CDA id and ordered per patient
+    /// (the IPP when matched, else the INS, else the document itself).
+    async fn enqueue(
+        &self,
+        doc_id: DocId,
+        filing: &Filing,
+        sinks: &[&str],
+    ) -> Result<(), EngineError> {
+        let payload =
+            serde_json::to_vec(filing).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let ordering = filing
+            .patient_ipp
+            .clone()
+            .or_else(|| {
+                Some(format!(
+                    "{}:{}",
+                    filing.ins_oid.as_ref()?,
+                    filing.ins.as_ref()?
+                ))
+            })
+            .unwrap_or_else(|| format!("doc:{}", doc_id.0));
+        for sink in sinks {
+            self.journal
+                .enqueue_delivery(doc_id, sink, &filing.cda_id, payload.clone(), &ordering)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Quarantine a message: `rejected`, with the report's first error (or `fallback`).
+    async fn reject(
+        &self,
+        id: MessageId,
+        from: MessageState,
+        summary: serde_json::Value,
+        report: &InputReport,
+        fallback: (&str, &str),
+    ) -> Result<MessageState, EngineError> {
+        let (code, text) =
+            first_error(report).unwrap_or((fallback.0.to_string(), fallback.1.to_string()));
+        self.journal
+            .transition(
+                id,
+                from,
+                MessageState::Rejected,
+                Event::system("rejected")
+                    .with_detail(summary)
+                    .with_error(&code, &text),
+            )
+            .await?;
+        tracing::warn!(message = %id, code = %code, "mail rejected and quarantined");
+        Ok(MessageState::Rejected)
     }
 
     /// Deliver everything claimable, sink by sink, then close the messages whose documents are
@@ -869,6 +866,58 @@ impl Engine {
     }
 }
 
+/// The journal's identity of a CDA document: id, setId, version.
+fn document_key(h: &relais_cda::CdaHeader) -> DocumentKey {
+    DocumentKey {
+        cda_id: h
+            .id
+            .as_ref()
+            .map(relais_cda::Ii::to_xds)
+            .unwrap_or_default(),
+        set_id: h
+            .set_id
+            .as_ref()
+            .map(relais_cda::Ii::to_xds)
+            .unwrap_or_default(),
+        version: h
+            .version_number
+            .as_deref()
+            .and_then(|v| v.trim().parse().ok()),
+    }
+}
+
+/// What a sink receives for one document of a message.
+fn filing_for(
+    msg: &MessageRecord,
+    doc_id: DocId,
+    doc: &ExtractedDocument,
+    source: &str,
+    ipp: Option<String>,
+    replaces: Option<String>,
+    mail: &sinks::MailSummary,
+) -> Filing {
+    let h = &doc.cda.header;
+    let key = document_key(h);
+    let ins = h.patient.as_ref().and_then(|p| p.ins.as_ref());
+    Filing {
+        message: msg.id.0,
+        document: doc_id.0,
+        mail_message_id: msg.message_id.clone(),
+        source: source.to_string(),
+        cda_id: key.cda_id,
+        set_id: key.set_id,
+        version: key.version,
+        replaces,
+        type_code: h.type_code().map(str::to_string),
+        title: h.title.clone(),
+        patient_ipp: ipp,
+        ins_oid: ins.map(|i| i.kind.oid().to_string()),
+        ins: ins.map(|i| i.value.clone()),
+        cda_base64: base64::engine::general_purpose::STANDARD.encode(&doc.bytes),
+        mail: mail.clone(),
+    }
+}
+
 /// The mail facts a sink may pass on (the DPI's MDM carries them in OBX 2).
 fn mail_summary(raw: &[u8], limits: &relais_core::Limits) -> sinks::MailSummary {
     match relais_mssante::parse_mail(raw, limits) {
@@ -973,32 +1022,17 @@ impl Engine {
                     },
                 )
                 .await?;
-            let h = &doc.cda.header;
-            let ins = h.patient.as_ref().and_then(|p| p.ins.as_ref());
-            let filing = Filing {
-                message: msg.id.0,
-                document: doc_id.0,
-                mail_message_id: msg.message_id.clone(),
-                source: source.clone(),
-                cda_id: rec.key.cda_id.clone(),
-                set_id: rec.key.set_id.clone(),
-                version: rec.key.version,
-                replaces: None,
-                type_code: h.type_code().map(str::to_string),
-                title: h.title.clone(),
-                patient_ipp: Some(ipp.to_string()),
-                ins_oid: ins.map(|i| i.kind.oid().to_string()),
-                ins: ins.map(|i| i.value.clone()),
-                cda_base64: base64::engine::general_purpose::STANDARD.encode(&doc.bytes),
-                mail: mail.clone(),
-            };
-            let payload =
-                serde_json::to_vec(&filing).map_err(|e| EngineError::Internal(e.to_string()))?;
-            for sink in self.config.route(h.type_code(), &source, None) {
-                self.journal
-                    .enqueue_delivery(doc_id, sink, &filing.cda_id, payload.clone(), ipp)
-                    .await?;
-            }
+            let filing = filing_for(
+                &msg,
+                doc_id,
+                doc,
+                &source,
+                Some(ipp.to_string()),
+                None,
+                &mail,
+            );
+            let sinks = self.config.route(doc.cda.header.type_code(), &source, None);
+            self.enqueue(doc_id, &filing, &sinks).await?;
         }
         let mut e = Event::user("review_filed", actor);
         e = e.with_detail(serde_json::json!({ "review": review.0 }));
