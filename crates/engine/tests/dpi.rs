@@ -1,84 +1,30 @@
 //! Filing into a real HL7 peer (hl7apy in another process) as MDM^T02 over MLLP: accepted,
 //! refused (AE → review with the DPI's code), retried (AR, DPI down) in order per patient.
 
+mod common;
+
+use common::{camille, config, maildir, mllp_sink, states};
 use relais_engine::Engine;
-use relais_engine::config::{Config, Patients, SchematronSetting, Sink, Source};
-use relais_store::{Ins, MessageFilter, MessageState, PatientRecord, ReviewFilter};
+use relais_engine::config::Source;
+use relais_store::{MessageState, ReviewFilter};
 use relais_testsupport::dpi_peer::DpiPeer;
-use relais_testsupport::{ans_dir, workspace_root};
 use std::path::Path;
 use std::time::Duration;
 
-fn inbox(root: &Path, mails: &[&str]) -> std::path::PathBuf {
-    let md = root.join("inbox");
-    for sub in ["new", "cur", "tmp"] {
-        std::fs::create_dir_all(md.join(sub)).unwrap();
-    }
-    for (i, m) in mails.iter().enumerate() {
-        std::fs::copy(
-            workspace_root().join("samples/mail").join(m),
-            md.join("new").join(format!("1700000{i:03}.{m}.test")),
-        )
-        .unwrap();
-    }
-    md
-}
-
 async fn engine(root: &Path, dpi: &str) -> Engine {
-    let mut c = Config::parse("", "test").unwrap();
-    c.data_dir = root.join("data");
-    c.validation.pack = Some(ans_dir());
-    c.validation.schematron = SchematronSetting::Off;
-    c.patients = Patients {
-        require_match: true,
-        adt_listen: None,
-    };
-    c.sources = vec![Source::Maildir {
+    let source = Source::Maildir {
         name: "bal-cardio".into(),
-        path: inbox(root, &["ldl-ses-n1.eml", "cr-bio-n1.eml"]),
+        path: maildir(root, &["mail/ldl-ses-n1.eml", "mail/cr-bio-n1.eml"]),
         consume: true,
-    }];
-    c.sinks = vec![Sink::Mllp {
-        name: "dpi".into(),
-        address: dpi.to_string(),
-        sending_application: "RELAIS".into(),
-        sending_facility: "CH-DEMO".into(),
-        receiving_application: "DPI".into(),
-        receiving_facility: "CH-DEMO".into(),
-        connect_timeout_secs: 2,
-        ack_timeout_secs: 10,
-    }];
-    let e = Engine::open(c).await.unwrap();
+    };
+    let e = Engine::open(config(root, vec![source], vec![mllp_sink(dpi)], true))
+        .await
+        .unwrap();
     e.journal()
-        .upsert_patient(&PatientRecord {
-            ins: Some(Ins {
-                oid: "1.2.250.1.213.1.4.10".into(),
-                value: "279035121518989".into(),
-            }),
-            birth_family: Some("RELAIS-TEST".into()),
-            given_birth_first: Some("CAMILLE".into()),
-            birth_date: Some("19790315".into()),
-            sex: Some("F".into()),
-            birthplace_insee: Some("51215".into()),
-            identity_status: Some("VALI".into()),
-            ..PatientRecord::new("IPP-42")
-        })
+        .upsert_patient(&camille("IPP-42"))
         .await
         .unwrap();
     e
-}
-
-async fn states(e: &Engine) -> Vec<MessageState> {
-    let mut v: Vec<_> = e
-        .journal()
-        .list_messages(&MessageFilter::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.state)
-        .collect();
-    v.sort();
-    v
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,69 +3,26 @@
 //! the DPI peer (hl7apy) as MDM^T02; processed mails move to the processed folder, rejected ones
 //! to quarantine.
 
+mod common;
+
+use common::{camille, config, mllp_sink, sample, states};
 use relais_engine::Engine;
-use relais_engine::config::{Config, ImapSecurity, Patients, SchematronSetting, Sink, Source};
-use relais_store::{Ins, MessageFilter, MessageState, PatientRecord};
+use relais_engine::config::{Config, ImapSecurity, SchematronSetting, Source};
+use relais_store::MessageState;
+use relais_testsupport::ans_dir;
 use relais_testsupport::dpi_peer::DpiPeer;
 use relais_testsupport::mailserver::MailServer;
-use relais_testsupport::{ans_dir, workspace_root};
 use std::path::Path;
 
-fn sample(rel: &str) -> Vec<u8> {
-    std::fs::read(workspace_root().join("samples").join(rel)).unwrap()
-}
-
 async fn engine(root: &Path, source: Source, dpi: &str) -> Engine {
-    let mut c = Config::parse("", "test").unwrap();
-    c.data_dir = root.join("data");
-    c.validation.pack = Some(ans_dir());
-    c.validation.schematron = SchematronSetting::Off;
-    c.patients = Patients {
-        require_match: true,
-        adt_listen: None,
-    };
-    c.sources = vec![source];
-    c.sinks = vec![Sink::Mllp {
-        name: "dpi".into(),
-        address: dpi.into(),
-        sending_application: "RELAIS".into(),
-        sending_facility: "CH".into(),
-        receiving_application: "DPI".into(),
-        receiving_facility: "CH".into(),
-        connect_timeout_secs: 2,
-        ack_timeout_secs: 10,
-    }];
-    let e = Engine::open(c).await.unwrap();
+    let e = Engine::open(config(root, vec![source], vec![mllp_sink(dpi)], true))
+        .await
+        .unwrap();
     e.journal()
-        .upsert_patient(&PatientRecord {
-            ins: Some(Ins {
-                oid: "1.2.250.1.213.1.4.10".into(),
-                value: "279035121518989".into(),
-            }),
-            birth_family: Some("RELAIS-TEST".into()),
-            given_birth_first: Some("CAMILLE".into()),
-            birth_date: Some("19790315".into()),
-            sex: Some("F".into()),
-            birthplace_insee: Some("51215".into()),
-            identity_status: Some("VALI".into()),
-            ..PatientRecord::new("IPP-42")
-        })
+        .upsert_patient(&camille("IPP-42"))
         .await
         .unwrap();
     e
-}
-
-async fn states(e: &Engine) -> Vec<MessageState> {
-    let mut v: Vec<_> = e
-        .journal()
-        .list_messages(&MessageFilter::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.state)
-        .collect();
-    v.sort();
-    v
 }
 
 #[tokio::test(flavor = "multi_thread")]

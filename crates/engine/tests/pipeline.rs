@@ -1,66 +1,26 @@
 //! The inbound pipeline end to end on the project's samples: Maildir → journal → checks →
 //! patient match → routing → output folder, with dedup, review and crash-resume behaviour.
 
-use relais_engine::config::{Config, Patients, SchematronSetting, Sink, Source};
-use relais_engine::{Engine, RunSummary};
-use relais_store::{Ins, Journal, MessageFilter, MessageState, PatientRecord, ReviewFilter};
-use relais_testsupport::{ans_dir, workspace_root};
-use std::path::{Path, PathBuf};
+mod common;
 
-fn maildir(root: &Path, mails: &[&str]) -> PathBuf {
-    let md = root.join("inbox");
-    for sub in ["new", "cur", "tmp"] {
-        std::fs::create_dir_all(md.join(sub)).unwrap();
-    }
-    for (i, m) in mails.iter().enumerate() {
-        let src = workspace_root().join("samples").join(m);
-        let stem = Path::new(m)
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        std::fs::copy(
-            &src,
-            md.join("new")
-                .join(format!("17000000{i:02}.{stem}.relais-test")),
-        )
-        .unwrap();
-    }
-    md
-}
+use common::{camille, maildir, states};
+use relais_engine::config::{Config, Sink, Source};
+use relais_engine::{Engine, RunSummary};
+use relais_store::{Journal, MessageFilter, MessageState, ReviewFilter};
+use relais_testsupport::{ans_dir, workspace_root};
+use std::path::Path;
 
 fn config(root: &Path, inbox: &Path, require_match: bool) -> Config {
-    let mut c = Config::parse("", "test").unwrap();
-    c.data_dir = root.join("data");
-    c.validation.pack = Some(ans_dir());
-    c.validation.schematron = SchematronSetting::Off;
-    c.patients = Patients {
-        require_match,
-        adt_listen: None,
-    };
-    c.sources = vec![Source::Maildir {
+    let source = Source::Maildir {
         name: "inbox".into(),
         path: inbox.to_path_buf(),
         consume: true,
-    }];
-    c.sinks = vec![Sink::Folder {
+    };
+    let sink = Sink::Folder {
         name: "out".into(),
         path: root.join("out"),
-    }];
-    c
-}
-
-async fn states(engine: &Engine) -> Vec<MessageState> {
-    let mut v: Vec<_> = engine
-        .journal()
-        .list_messages(&MessageFilter::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.state)
-        .collect();
-    v.sort();
-    v
+    };
+    common::config(root, vec![source], vec![sink], require_match)
 }
 
 fn out_files(root: &Path) -> Vec<String> {
@@ -156,23 +116,6 @@ async fn samples_are_filed_rejected_and_never_twice() {
         .await
         .unwrap();
     assert_eq!(engine.run_once().await.unwrap(), RunSummary::default());
-}
-
-fn camille(ipp: &str) -> PatientRecord {
-    PatientRecord {
-        ins: Some(Ins {
-            oid: "1.2.250.1.213.1.4.10".into(),
-            value: "279035121518989".into(),
-        }),
-        birth_family: Some("RELAIS-TEST".into()),
-        given_birth_first: Some("CAMILLE".into()),
-        birth_given_names: Some("CAMILLE".into()),
-        birth_date: Some("19790315".into()),
-        sex: Some("F".into()),
-        birthplace_insee: Some("51215".into()),
-        identity_status: Some("QUAL".into()),
-        ..PatientRecord::new(ipp)
-    }
 }
 
 #[tokio::test]
