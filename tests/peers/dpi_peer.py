@@ -23,6 +23,14 @@ handler below keeps the connection open for several messages and reads in blocks
 their MLLP connections open and MDMs carry documents of several megabytes. --close-after-each
 gives back the stock behaviour, to test reconnection.
 
+With --dedup the peer behaves like an idempotent DPI: it remembers the document ids (TXA-12) it
+has accepted, and when one of them comes again it answers AA again without filing it twice; the
+record of such a message says `"answer": "AA", "duplicate": true`, so a test counts the real
+filings as the AA records that are not duplicates. The memory lives as long as the process.
+
+The record file gets one line per message, appended and flushed (one write) before the answer is
+sent, so a test may read it while the peer runs.
+
 The peer prints `LISTENING <port>` on stdout once bound (use --port 0 for a free port) and stops
 by itself after --max-seconds.
 
@@ -58,6 +66,8 @@ MDM_TRIGGERS = {"T02": ("NW", "F"), "T10": ("RO", "C"), "T04": ("CA", "D")}
 
 _record_lock = threading.Lock()
 _ack_counter = [0]
+# --dedup: the document ids (TXA-12) accepted so far, guarded by _record_lock.
+_filed = set()
 
 
 class Drop(Exception):
@@ -261,6 +271,12 @@ class MdmHandler(AbstractHandler):
                 text_ = " ".join(mode[1:]) or "DPI busy, resend later"
                 record(self.config, facts, "AR")
                 return build_ack(text, "AR", "207", text_)
+            if self.config.get("dedup"):
+                with _record_lock:
+                    duplicate = facts["txa12"] in _filed
+                    _filed.add(facts["txa12"])
+                if duplicate:
+                    facts["duplicate"] = True
             record(self.config, facts, "AA")
             return build_ack(text, "AA")
         except Invalid as inv:
@@ -346,6 +362,11 @@ def main():
     ap.add_argument("--mode-file", help="file read at every message: AA | AE [code [text]] | AR [text] | DROP | SILENT [s]")
     ap.add_argument("--close-after-each", action="store_true", help="close the connection after each answer")
     ap.add_argument("--max-seconds", type=float, default=300.0, help="stop after this long")
+    ap.add_argument(
+        "--dedup",
+        action="store_true",
+        help="file each document id (TXA-12) once: a resent one is answered AA and recorded duplicate",
+    )
     args = ap.parse_args()
 
     config = {
@@ -353,6 +374,7 @@ def main():
         "mode": args.mode,
         "mode_file": args.mode_file,
         "close_after_each": args.close_after_each,
+        "dedup": args.dedup,
     }
     handlers = {
         "MDM^T02^MDM_T02": (MdmHandler, config),
