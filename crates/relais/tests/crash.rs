@@ -336,7 +336,7 @@ ack_timeout_secs = 2
     /// `relais run --once` until `n` messages are filed (a bounded number of runs).
     fn finish_with_run_once(&mut self, n: usize) -> usize {
         let mut runs = 0;
-        let deadline = Instant::now() + Duration::from_secs(45);
+        let deadline = Instant::now() + Duration::from_secs(90);
         while self.filed() < n {
             assert!(
                 runs < 20 && Instant::now() < deadline,
@@ -345,8 +345,18 @@ ack_timeout_secs = 2
                 self.diagnose()
             );
             if runs > 0 {
-                // Retries wait for their backoff (2^attempts s).
-                std::thread::sleep(Duration::from_secs(1));
+                // A refused delivery waits for its backoff (2^attempts s, attempts counting the
+                // claims of killed daemons too), the others of the patient behind it: sleep until
+                // the last one is due.
+                let now = Timestamp::now().as_millis();
+                let due = self
+                    .deliveries_of_matched()
+                    .iter()
+                    .filter(|d| d.state == DeliveryState::Pending)
+                    .map(|d| d.not_before.as_millis() - now)
+                    .max()
+                    .unwrap_or(0);
+                std::thread::sleep(Duration::from_millis(due.clamp(1000, 40_000) as u64));
             }
             let out = self.relais(&["run", "--once"]);
             assert!(
@@ -448,8 +458,8 @@ ack_timeout_secs = 2
         out
     }
 
-    /// Deliveries that failed at least once and wait for their retry.
-    fn deliveries_retried(&self) -> Vec<relais_store::Delivery> {
+    /// The deliveries of the messages in `matched` (filed or waiting).
+    fn deliveries_of_matched(&self) -> Vec<relais_store::Delivery> {
         let messages = self
             .rt
             .block_on(self.journal.list_messages(&MessageFilter {
@@ -468,13 +478,18 @@ ack_timeout_secs = 2
                 out.extend(
                     self.rt
                         .block_on(self.journal.deliveries_of_document(d.id))
-                        .unwrap()
-                        .into_iter()
-                        .filter(|dl| dl.last_error.is_some()),
+                        .unwrap(),
                 );
             }
         }
         out
+    }
+
+    /// Deliveries that failed at least once and wait for their retry.
+    fn deliveries_retried(&self) -> Vec<relais_store::Delivery> {
+        let mut all = self.deliveries_of_matched();
+        all.retain(|d| d.last_error.is_some());
+        all
     }
 
     /// Files in the Maildir's `new/` and `cur/`.
