@@ -107,7 +107,7 @@ impl Engine {
             config,
             journal: Arc::new(journal),
             checker: Arc::new(checker),
-            worker: format!("relais-{}", std::process::id()),
+            worker: worker_id(std::process::id()),
             mllp_clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             recovered: std::sync::atomic::AtomicBool::new(false),
         })
@@ -218,6 +218,11 @@ impl Engine {
                 before = Some(last.id);
                 for rec in batch {
                     let id = rec.id;
+                    if rec.state == MessageState::Matched
+                        && self.resume_matched(id, summary).await?
+                    {
+                        continue;
+                    }
                     tracing::info!(message = %id, state = %rec.state, "resuming a message interrupted by a stop");
                     match self.process(rec).await {
                         Ok(MessageState::Filed) => summary.filed += 1,
@@ -233,6 +238,49 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// A `matched` message whose documents all have their deliveries is only waiting for its
+    /// sinks: nothing to check again. Deliveries left in flight by a worker of this host that no
+    /// longer runs (the process a crash killed) are given back to the queue at once rather than
+    /// after their lease, so they do not hold back the patient's next documents; documents whose
+    /// deliveries all succeeded are closed. Returns false when a document has no delivery yet
+    /// (the stop came while enqueueing): the message is then processed again.
+    async fn resume_matched(
+        &self,
+        id: MessageId,
+        summary: &mut RunSummary,
+    ) -> Result<bool, EngineError> {
+        let docs = self.journal.documents_of_message(id).await?;
+        let mut per_doc = Vec::with_capacity(docs.len());
+        for d in &docs {
+            if d.state != DocumentState::Matched && d.state != DocumentState::Filed {
+                return Ok(false);
+            }
+            let deliveries = self.journal.deliveries_of_document(d.id).await?;
+            if deliveries.is_empty() {
+                return Ok(false);
+            }
+            per_doc.push((d.id, deliveries));
+        }
+        for (doc, deliveries) in per_doc {
+            for del in &deliveries {
+                if del.state == relais_store::DeliveryState::InFlight
+                    && del.lease_owner.as_deref().is_some_and(worker_is_gone)
+                {
+                    self.journal
+                        .retry_later(
+                            del.id,
+                            Timestamp::now(),
+                            "its worker stopped during the delivery",
+                        )
+                        .await?;
+                    tracing::info!(document = %doc, delivery = %del.id, "delivery of a stopped worker put back in the queue");
+                }
+            }
+            self.document_delivered(doc, summary).await?;
+        }
+        Ok(true)
     }
 
     /// Process every message still `received` (new ones, and those a crash interrupted).
@@ -864,6 +912,35 @@ impl Engine {
             .map(|m| m.id)
             .collect())
     }
+}
+
+/// This host's name, to tell our own workers from those of other instances.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The name a worker holds its leases under: `relais@<host>:<pid>`.
+fn worker_id(pid: u32) -> String {
+    format!("relais@{}:{pid}", host_name())
+}
+
+/// Whether the worker named `owner` was a process of this host that no longer runs. Workers of
+/// other hosts are never judged gone: their leases expire on their own.
+fn worker_is_gone(owner: &str) -> bool {
+    let Some((host, pid)) = owner
+        .strip_prefix("relais@")
+        .and_then(|r| r.rsplit_once(':'))
+    else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == host_name()
+        && pid != std::process::id()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The journal's identity of a CDA document: id, setId, version.
