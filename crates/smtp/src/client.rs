@@ -206,11 +206,8 @@ pub async fn send_with(
             .negotiated_cipher_suite()
             .map(|s| format!("{:?}", s.suite()))
             .unwrap_or_default(),
-        client_cert_requested: tls
-            .probe
-            .requested
-            .load(std::sync::atomic::Ordering::SeqCst),
-        client_cert_sent: tls.probe.sent.load(std::sync::atomic::Ordering::SeqCst),
+        client_cert_requested: tls.probe.requested(),
+        client_cert_sent: tls.probe.sent(),
     };
 
     if let Some(cred) = &cfg.auth {
@@ -418,7 +415,7 @@ fn client_cert_refusal(e: SmtpError, tls: &TlsSetup) -> SmtpError {
         SmtpError::Rejected { reply, .. }
             if reply.text.to_ascii_lowercase().contains("certificate") =>
         {
-            let detail = if tls.probe.sent.load(std::sync::atomic::Ordering::SeqCst) {
+            let detail = if tls.probe.sent() {
                 format!(
                     "the server refused the client certificate after the handshake ({reply}); \
                      check that it is valid, not revoked, issued by an IGC-Santé CA the server \

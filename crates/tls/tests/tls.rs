@@ -1,0 +1,224 @@
+//! The configuration builder on a generated IGC-Santé-shaped PKI, and the explanations of
+//! rustls errors.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use relais_testsupport::pki::{PkiOptions, TestPki};
+use relais_tls::{
+    ClientCertPaths, Probe, SetupError, TlsProblem, client_config, explain, rustls_error,
+    server_name,
+};
+use rustls::{AlertDescription, CertificateError};
+
+fn pki(dir: &tempfile::TempDir) -> TestPki {
+    TestPki::generate(dir.path(), &PkiOptions::default())
+}
+
+#[test]
+fn builds_from_the_ca_files_and_the_client_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(&dir);
+    let dpi = pki.client("dpi");
+    let tls = client_config(
+        &[pki.root_ca.clone(), pki.intermediate_ca.clone()],
+        Some(ClientCertPaths {
+            chain_pem: &dpi.chain,
+            key_pem: &dpi.key,
+        }),
+    )
+    .expect("valid CA files and identity");
+    assert_eq!(tls.trusted_cas, 2);
+    assert_eq!(tls.client_chain_len, Some(2));
+    assert!(!tls.probe.requested() && !tls.probe.sent());
+
+    let tls = client_config(std::slice::from_ref(&pki.root_ca), None).unwrap();
+    assert_eq!((tls.trusted_cas, tls.client_chain_len), (1, None));
+}
+
+#[test]
+fn refuses_missing_or_unusable_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(&dir);
+    let err = client_config(&[], None).err().expect("no CA file");
+    assert!(matches!(err, SetupError::NoCaFiles), "{err}");
+    assert!(err.to_string().contains("system trust store is never used"));
+
+    let missing = PathBuf::from("/nonexistent/ca.pem");
+    match client_config(std::slice::from_ref(&missing), None).err() {
+        Some(SetupError::CaFile { path, reason }) => {
+            assert_eq!(path, missing);
+            assert!(reason.starts_with("cannot read"), "{reason}");
+        }
+        other => panic!("expected CaFile, got {other:?}"),
+    }
+
+    // A key file given as CA file: PEM, but no certificate in it.
+    let dpi = pki.client("dpi");
+    match client_config(std::slice::from_ref(&dpi.key), None).err() {
+        Some(SetupError::CaFile { reason, .. }) => {
+            assert_eq!(reason, "no CERTIFICATE block found")
+        }
+        other => panic!("expected CaFile, got {other:?}"),
+    }
+
+    // The key of another mailbox.
+    let labo = pki.client("labo");
+    match client_config(
+        std::slice::from_ref(&pki.root_ca),
+        Some(ClientCertPaths {
+            chain_pem: &dpi.chain,
+            key_pem: &labo.key,
+        }),
+    )
+    .err()
+    {
+        Some(SetupError::ClientCertFile { path, reason }) => {
+            assert_eq!(path, labo.key);
+            assert!(reason.contains("does not belong"), "{reason}");
+        }
+        other => panic!("expected ClientCertFile, got {other:?}"),
+    }
+
+    // A certificate given as key.
+    match client_config(
+        std::slice::from_ref(&pki.root_ca),
+        Some(ClientCertPaths {
+            chain_pem: &dpi.chain,
+            key_pem: &dpi.cert,
+        }),
+    )
+    .err()
+    {
+        Some(SetupError::ClientCertFile { path, reason }) => {
+            assert_eq!(path, dpi.cert);
+            assert!(reason.contains("private key"), "{reason}");
+        }
+        other => panic!("expected ClientCertFile, got {other:?}"),
+    }
+}
+
+#[test]
+fn server_names_must_be_dns_names_or_ips() {
+    assert!(server_name("mail.hopital.test").is_ok());
+    assert!(server_name("127.0.0.1").is_ok());
+    let err = server_name("not a name").unwrap_err();
+    assert!(err.to_string().contains("tls_server_name"), "{err}");
+}
+
+#[test]
+fn alerts_about_client_certificates_are_explained() {
+    let probe = Probe::default();
+    probe.client_cert_requested.store(true, Ordering::SeqCst);
+    let alert = |a| rustls::Error::AlertReceived(a);
+    let (p, msg) = explain(
+        &alert(AlertDescription::CertificateRequired),
+        &probe,
+        "h",
+        "143",
+    );
+    assert_eq!(p, TlsProblem::ClientCertificateRefused);
+    assert!(
+        msg.contains("none was sent") && msg.contains("client_cert"),
+        "{msg}"
+    );
+    // A bare handshake_failure counts as a client-certificate refusal only once one was asked for.
+    let (p, _) = explain(
+        &alert(AlertDescription::HandshakeFailure),
+        &probe,
+        "h",
+        "143",
+    );
+    assert_eq!(p, TlsProblem::ClientCertificateRefused);
+    let (p, _) = explain(
+        &alert(AlertDescription::HandshakeFailure),
+        &Probe::default(),
+        "h",
+        "143",
+    );
+    assert_eq!(p, TlsProblem::HandshakeRefused);
+
+    probe.client_cert_sent.store(true, Ordering::SeqCst);
+    let (p, msg) = explain(
+        &alert(AlertDescription::CertificateRevoked),
+        &probe,
+        "h",
+        "143",
+    );
+    assert_eq!(p, TlsProblem::ClientCertificateRefused);
+    assert!(msg.contains("refused the client certificate"), "{msg}");
+    let (p, msg) = explain(
+        &alert(AlertDescription::ProtocolVersion),
+        &Probe::default(),
+        "h",
+        "143",
+    );
+    assert_eq!(p, TlsProblem::HandshakeRefused);
+    assert!(msg.contains("TLS 1.2 and 1.3"), "{msg}");
+}
+
+#[test]
+fn certificate_errors_are_explained() {
+    let cases = [
+        (
+            CertificateError::UnknownIssuer,
+            TlsProblem::UntrustedServerCertificate,
+        ),
+        (
+            CertificateError::NotValidForName,
+            TlsProblem::ServerNameMismatch,
+        ),
+        (
+            CertificateError::Expired,
+            TlsProblem::ServerCertificateExpired,
+        ),
+        (
+            CertificateError::NotValidYet,
+            TlsProblem::ServerCertificateNotYetValid,
+        ),
+        (
+            CertificateError::Revoked,
+            TlsProblem::ServerCertificateRevoked,
+        ),
+        (
+            CertificateError::BadSignature,
+            TlsProblem::ServerCertificateInvalid,
+        ),
+    ];
+    for (err, want) in cases {
+        let (got, msg) = explain(
+            &rustls::Error::InvalidCertificate(err),
+            &Probe::default(),
+            "imap.x",
+            "143",
+        );
+        assert_eq!(got, want, "{msg}");
+        assert!(msg.starts_with("server certificate"), "{msg}");
+    }
+}
+
+#[test]
+fn clear_text_answers_name_the_ports() {
+    let err = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+    let (p, msg) = explain(&err, &Probe::default(), "h", "25, 587");
+    assert_eq!(p, TlsProblem::NotTls);
+    assert!(
+        msg.contains("StartTls") && msg.contains("(25, 587)"),
+        "{msg}"
+    );
+    let (p, _) = explain(&rustls::Error::DecryptError, &Probe::default(), "h", "143");
+    assert_eq!(p, TlsProblem::Other);
+}
+
+#[test]
+fn rustls_errors_are_found_inside_io_errors() {
+    let io = std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        rustls::Error::NoCertificatesPresented,
+    );
+    assert!(matches!(
+        rustls_error(&io),
+        Some(rustls::Error::NoCertificatesPresented)
+    ));
+    assert!(rustls_error(&std::io::Error::other("reset")).is_none());
+}
