@@ -13,7 +13,6 @@ struct Counting;
 
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -44,8 +43,14 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+thread_local! {
+    /// Allocations made by this thread: the test harness's own threads allocate while a test
+    /// runs (reporting the previous test), so "no allocation" is judged per thread.
+    static THREAD_ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 fn grew(size: usize) {
-    ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
     let now = CURRENT.fetch_add(size, Ordering::SeqCst) + size;
     PEAK.fetch_max(now, Ordering::SeqCst);
 }
@@ -56,15 +61,19 @@ static ALLOCATOR: Counting = Counting;
 /// The tests of this file measure the whole process: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Runs `f`, returning its result, the peak of live heap above the level at the start, and
-/// the number of allocations made.
+/// Runs `f`, returning its result, the peak of live heap above the level at the start (whole
+/// process), and the number of allocations this thread made meanwhile.
 fn measure<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
     let base = CURRENT.load(Ordering::SeqCst);
     PEAK.store(base, Ordering::SeqCst);
-    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    let allocations = THREAD_ALLOCATIONS.with(|c| c.get());
     let out = f();
-    let peak = PEAK.load(Ordering::SeqCst) - base;
-    (out, peak, ALLOCATIONS.load(Ordering::SeqCst) - allocations)
+    let peak = PEAK.load(Ordering::SeqCst).saturating_sub(base);
+    (
+        out,
+        peak,
+        THREAD_ALLOCATIONS.with(|c| c.get()) - allocations,
+    )
 }
 
 const MIB: usize = 1024 * 1024;
@@ -87,7 +96,9 @@ fn a_200_mb_mail_is_refused_without_parsing() {
     );
     assert_eq!(e.code(), codes::MAIL_TOO_LARGE);
     assert_eq!(allocations, 0, "refused before any parsing");
-    assert_eq!(peak, 0);
+    // The process-wide peak may see a few bytes of the harness's other threads; parsing would
+    // cost megabytes.
+    assert!(peak < 64 * 1024, "peak {peak} bytes");
 }
 
 #[test]
