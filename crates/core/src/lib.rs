@@ -11,6 +11,7 @@
 
 pub mod finding;
 pub mod limits;
+pub mod text;
 pub mod xml;
 
 pub use finding::{Finding, Location, RuleCode, Severity};

@@ -21,7 +21,6 @@
 //! data (the original subject, names in it) only goes where the ANS puts it (the subject line)
 //! and never into errors.
 
-use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mail_builder::MessageBuilder;
@@ -629,7 +628,7 @@ fn angle(id: &str) -> String {
 
 /// The `message/rfc822` part carrying the original (or its octet-stream fallback).
 fn returned_part(original_raw: &[u8]) -> MimePart<'static> {
-    let bytes = crlf(original_raw);
+    let bytes = relais_core::text::to_crlf(original_raw);
     let max_line = bytes
         .split(|&b| b == b'\n')
         .map(|l| l.len().saturating_sub(1))
@@ -650,34 +649,6 @@ fn returned_part(original_raw: &[u8]) -> MimePart<'static> {
         )
         .attachment("message_original.eml")
     }
-}
-
-/// The bytes with every line ending made CRLF (SMTP and RFC 5322 want no bare CR or LF).
-fn crlf(raw: &[u8]) -> Cow<'_, [u8]> {
-    let clean = raw.iter().enumerate().all(|(i, &b)| match b {
-        b'\r' => raw.get(i + 1) == Some(&b'\n'),
-        b'\n' => i > 0 && raw[i - 1] == b'\r',
-        _ => true,
-    });
-    if clean {
-        return Cow::Borrowed(raw);
-    }
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'\r' => {
-                out.extend_from_slice(b"\r\n");
-                if raw.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-            }
-            b'\n' => out.extend_from_slice(b"\r\n"),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Cow::Owned(out)
 }
 
 /// `Original-Recipient`: copied from the original's header when it has one (RFC 8098 §3.2.3),
@@ -1001,13 +972,6 @@ mod tests {
         let mut out = String::new();
         push_field(&mut out, "Disposition", &value);
         assert_eq!(out, format!("Disposition: {value}\r\n"));
-    }
-
-    #[test]
-    fn crlf_normalises_bare_line_ends_only() {
-        assert!(matches!(crlf(b"a\r\nb\r\n"), Cow::Borrowed(_)));
-        assert_eq!(&*crlf(b"a\nb\rc\r\n"), b"a\r\nb\r\nc\r\n");
-        assert_eq!(&*crlf(b"\n"), b"\r\n");
     }
 
     #[test]

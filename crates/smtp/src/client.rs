@@ -2,7 +2,6 @@
 //! Each step is driven here (mail-send gives the reply parsing, SASL and dot-stuffing), so that
 //! every failure is tied to its stage and to the server's reply.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -138,7 +137,7 @@ pub async fn send_with(
     if let Some(dsn) = &opts.dsn {
         check_dsn(dsn)?;
     }
-    let body = crlf(raw);
+    let body = relais_core::text::to_crlf(raw);
     let tls = TlsSetup::new(cfg)?;
     let t = cfg.timeouts;
 
@@ -636,34 +635,6 @@ pub(crate) fn redact_text(text: &str) -> String {
     out
 }
 
-/// The bytes with every line ending made CRLF.
-fn crlf(raw: &[u8]) -> Cow<'_, [u8]> {
-    let clean = raw.iter().enumerate().all(|(i, &b)| match b {
-        b'\r' => raw.get(i + 1) == Some(&b'\n'),
-        b'\n' => i > 0 && raw[i - 1] == b'\r',
-        _ => true,
-    });
-    if clean {
-        return Cow::Borrowed(raw);
-    }
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'\r' => {
-                out.extend_from_slice(b"\r\n");
-                if raw.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-            }
-            b'\n' => out.extend_from_slice(b"\r\n"),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,12 +672,6 @@ mod tests {
             "x <patient>@patient.mssante.fr, <patient>@patient.mssante.fr y"
         );
         assert_eq!(redact_text("dpi@hopital.test"), "dpi@hopital.test");
-    }
-
-    #[test]
-    fn line_ends_become_crlf() {
-        assert!(matches!(crlf(b"a\r\nb\r\n"), Cow::Borrowed(_)));
-        assert_eq!(&*crlf(b"a\nb\rc"), b"a\r\nb\r\nc");
     }
 
     #[test]
