@@ -235,18 +235,16 @@ impl Checker {
         self.check_and_extract(name, bytes).0
     }
 
-    /// Check one input and hand back, beside the report, every CDA document found in it (as
-    /// bytes and parsed), in report order: what the inbound pipeline files.
-    pub fn check_and_extract(
-        &self,
-        name: &str,
-        bytes: &[u8],
-    ) -> (InputReport, Vec<ExtractedDocument>) {
+    /// Check one input and hand back, beside the report, what the inbound pipeline files: every
+    /// CDA document found in it (as bytes and parsed, in report order) and, for a mail, the
+    /// parsed mail itself (its attachments dropped: the documents are in `documents`).
+    pub fn check_and_extract(&self, name: &str, bytes: &[u8]) -> (InputReport, Extraction) {
         let kind = detect(bytes);
         let mut report = InputReport::new(name, kind);
         let mut out = Vec::new();
+        let mut mail = None;
         match kind {
-            InputKind::Mail => self.check_mail(bytes, &mut report, &mut out),
+            InputKind::Mail => mail = self.check_mail(bytes, &mut report, &mut out),
             InputKind::Zip => self.check_zip(bytes, "", &mut report, &mut out),
             InputKind::Xml => {
                 let (doc, cda) = self.check_cda(bytes, WHOLE_FILE);
@@ -260,15 +258,25 @@ impl Checker {
                 "not a mail, ZIP, XML, HL7v2 or PDF file: relais check cannot tell what it is",
             )),
         }
-        (report.finish(), out)
+        let extraction = Extraction {
+            documents: out,
+            mail,
+        };
+        (report.finish(), extraction)
     }
 
-    fn check_mail(&self, raw: &[u8], report: &mut InputReport, out: &mut Vec<ExtractedDocument>) {
-        let mail = match relais_mssante::parse_mail(raw, &self.limits) {
+    /// Check a mail; returns it parsed, its attachments dropped, when it could be read.
+    fn check_mail(
+        &self,
+        raw: &[u8],
+        report: &mut InputReport,
+        out: &mut Vec<ExtractedDocument>,
+    ) -> Option<relais_mssante::ParsedMail> {
+        let mut mail = match relais_mssante::parse_mail(raw, &self.limits) {
             Ok(m) => m,
             Err(e) => {
                 report.findings.push(e.to_finding());
-                return;
+                return None;
             }
         };
         report.mail = Some(MailSummary {
@@ -308,6 +316,8 @@ impl Checker {
         report
             .findings
             .extend(crosscheck::mail_against_documents(&mail, &cdas));
+        mail.attachments = Vec::new();
+        Some(mail)
     }
 
     /// Check an XDM package; documents and findings go into `report`, readable CDAs into `out`.
@@ -551,6 +561,15 @@ fn read_head(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
         .take(n as u64)
         .read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+/// What [`Checker::check_and_extract`] hands the pipeline beside the report.
+#[derive(Debug, Clone, Default)]
+pub struct Extraction {
+    /// The readable CDA documents, in report order.
+    pub documents: Vec<ExtractedDocument>,
+    /// The mail, when the input is a readable mail (attachments dropped).
+    pub mail: Option<relais_mssante::ParsedMail>,
 }
 
 /// A CDA document found in an input, as the pipeline needs it to file it.

@@ -338,11 +338,10 @@ impl Engine {
         let raw = self.journal.read_raw(id).await?;
         let checker = self.checker.clone();
         let label = format!("message {id}");
-        let limits = self.config.limits.clone();
         let (report, docs, mail) = tokio::task::spawn_blocking(move || {
-            let (report, docs) = checker.check_and_extract(&label, &raw);
-            let mail = mail_summary(&raw, &limits);
-            (report, docs, mail)
+            let (report, extraction) = checker.check_and_extract(&label, &raw);
+            let mail = mail_summary(extraction.mail.as_ref());
+            (report, extraction.documents, mail)
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -893,25 +892,6 @@ impl Engine {
             }
         }
     }
-
-    /// The report of a message's latest check, for the CLI.
-    pub async fn message_ids(
-        &self,
-        state: Option<MessageState>,
-        limit: u32,
-    ) -> Result<Vec<MessageId>, EngineError> {
-        Ok(self
-            .journal
-            .list_messages(&MessageFilter {
-                state,
-                limit,
-                ..MessageFilter::default()
-            })
-            .await?
-            .into_iter()
-            .map(|m| m.id)
-            .collect())
-    }
 }
 
 /// This host's name, to tell our own workers from those of other instances.
@@ -996,15 +976,15 @@ fn filing_for(
 }
 
 /// The mail facts a sink may pass on (the DPI's MDM carries them in OBX 2).
-fn mail_summary(raw: &[u8], limits: &relais_core::Limits) -> sinks::MailSummary {
-    match relais_mssante::parse_mail(raw, limits) {
-        Ok(m) => sinks::MailSummary {
-            subject: m.subject.unwrap_or_default(),
-            body_text: m.body_text.unwrap_or_default(),
+fn mail_summary(mail: Option<&relais_mssante::ParsedMail>) -> sinks::MailSummary {
+    match mail {
+        Some(m) => sinks::MailSummary {
+            subject: m.subject.clone().unwrap_or_default(),
+            body_text: m.body_text.clone().unwrap_or_default(),
             sender: m.from.first().cloned().unwrap_or_default(),
-            recipients: m.to,
+            recipients: m.to.clone(),
         },
-        Err(_) => sinks::MailSummary::default(),
+        None => sinks::MailSummary::default(),
     }
 }
 
@@ -1054,11 +1034,12 @@ impl Engine {
             .ok_or_else(|| EngineError::Internal(format!("no message {}", r.message_id)))?;
         let raw = self.journal.read_raw(msg.id).await?;
         let checker = self.checker.clone();
-        let (_, docs) =
+        let (_, extraction) =
             tokio::task::spawn_blocking(move || checker.check_and_extract("review", &raw))
                 .await
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let mail = mail_summary(&self.journal.read_raw(msg.id).await?, &self.config.limits);
+        let mail = mail_summary(extraction.mail.as_ref());
+        let docs = extraction.documents;
         let registered = self.journal.documents_of_message(msg.id).await?;
         let targets: Vec<DocId> = match r.document_id {
             Some(d) => vec![d],

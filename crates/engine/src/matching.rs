@@ -44,10 +44,7 @@ fn review(code: (&'static str, &'static str), reason: impl Into<String>) -> Matc
 /// spaces aside, exactly.
 fn same(a: &Option<String>, b: &Option<String>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => {
-            a.trim().eq_ignore_ascii_case(b.trim())
-                || a.trim().to_uppercase() == b.trim().to_uppercase()
-        }
+        (Some(a), Some(b)) => a.trim().to_uppercase() == b.trim().to_uppercase(),
         _ => false,
     }
 }

@@ -117,7 +117,8 @@ fn write_mails(n: usize, maildir: &Path, tag: &str) {
         ..CheckOptions::default()
     })
     .expect("checker");
-    let (report, docs) = checker.check_and_extract("template", template.as_bytes());
+    let (report, extraction) = checker.check_and_extract("template", template.as_bytes());
+    let docs = extraction.documents;
     assert!(report.valid, "{TEMPLATE} is not valid: {report:?}");
     let entry = relais_check::metadata::document_entry_for(&docs[0].cda, &CodeTables::embedded());
     assert_eq!(entry.unique_id, format!("{CDA_ROOT}^{CDA_EXT}"));
@@ -182,7 +183,8 @@ fn write_mails(n: usize, maildir: &Path, tag: &str) {
             base64_mime(&zip)
         );
         if i == 1 || i == n {
-            let (report, docs) = checker.check_and_extract("generated", mail.as_bytes());
+            let (report, extraction) = checker.check_and_extract("generated", mail.as_bytes());
+            let docs = extraction.documents;
             let errors: Vec<String> = report
                 .all_findings()
                 .filter(|f| f.is_error())
