@@ -116,6 +116,12 @@ pub enum StoreError {
     /// An argument the store refuses.
     #[error("invalid argument: {0}")]
     InvalidInput(String),
+    /// The shared transaction this call was part of could not be committed (see
+    /// `group.rs`): nothing of the call was kept.
+    #[error(
+        "journal commit failed, nothing of this step was kept: {0}; check free space and the journal's disk"
+    )]
+    GroupCommit(String),
     /// The database refused to change or delete an audit event.
     #[error("audit events are append-only: the database refused to change or delete one")]
     EventImmutable,
@@ -140,6 +146,7 @@ impl StoreError {
             StoreError::CorruptRow { .. } => codes::STORE_CORRUPT_ROW,
             StoreError::InvalidInput(_) => codes::STORE_INVALID_INPUT,
             StoreError::EventImmutable => codes::STORE_EVENT_IMMUTABLE,
+            StoreError::GroupCommit(_) => codes::STORE_DB,
         }
     }
 }

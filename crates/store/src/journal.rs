@@ -53,6 +53,16 @@ pub trait Journal: Send + Sync {
     /// How many messages are in each state (every state listed, zeros included).
     async fn counts_by_state(&self) -> Result<Vec<(MessageState, u64)>>;
 
+    // --- Answers to senders -----------------------------------------------------------------
+
+    /// Messages whose answer is due (see [`AnswerState`]), oldest first. A transition to
+    /// filed, rejected or awaiting_review makes the answer due, once per message.
+    async fn answers_due(&self, limit: u32) -> Result<Vec<MessageId>>;
+
+    /// Records how the sender of `id` was answered (`Sent`, `Skipped` or `Failed`; `Due` keeps
+    /// it due) with `event`, in one transaction.
+    async fn record_answer(&self, id: MessageId, answer: AnswerState, event: Event) -> Result<()>;
+
     // --- Documents --------------------------------------------------------------------------
 
     /// Registers a document carried by `message` (see [`DocumentOutcome`] for duplicates and

@@ -25,6 +25,7 @@
 pub mod blob;
 pub mod codes;
 mod error;
+mod group;
 mod journal;
 mod mailhdr;
 mod model;
@@ -32,6 +33,7 @@ mod sqlite;
 
 pub use blob::{BlobRef, BlobStore, sha256_hex};
 pub use error::{Result, StoreError};
+pub use group::WriteStats;
 pub use journal::Journal;
 pub use mailhdr::message_id_of;
 pub use model::*;

@@ -271,6 +271,15 @@ impl MessageState {
         )
     }
 
+    /// Whether the message has an outcome its sender is told about (filed, rejected, waiting
+    /// for review).
+    pub fn is_outcome(self) -> bool {
+        matches!(
+            self,
+            MessageState::Filed | MessageState::Rejected | MessageState::AwaitingReview
+        )
+    }
+
     /// Whether no transition leaves this state.
     pub fn is_terminal(self) -> bool {
         Self::ALL.iter().all(|&to| !self.can_transition_to(to))
@@ -324,6 +333,40 @@ pub mod event_kinds {
     pub const REVIEW_OPENED: &str = "review_opened";
     /// A review was resolved.
     pub const REVIEW_RESOLVED: &str = "review_resolved";
+    /// The sender was answered (MDN or error report).
+    pub const ANSWER_SENT: &str = "answer_sent";
+    /// No answer goes to the sender (none asked, or none allowed), with the reason.
+    pub const ANSWER_SKIPPED: &str = "answer_skipped";
+    /// Answering failed for good.
+    pub const ANSWER_FAILED: &str = "answer_failed";
+    /// Answering failed for now; it is tried again.
+    pub const ANSWER_RETRY: &str = "answer_retry";
+}
+
+/// Where a message stands in answering its sender (see migration `0002_answers.sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerState {
+    /// The message has an outcome and the answer is still to be sent.
+    Due,
+    /// Answered.
+    Sent,
+    /// Nothing to send (no answer asked or allowed, or answers are disabled).
+    Skipped,
+    /// The answer could not be sent and will not be tried again.
+    Failed,
+}
+
+impl AnswerState {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerState::Due => "due",
+            AnswerState::Sent => "sent",
+            AnswerState::Skipped => "skipped",
+            AnswerState::Failed => "failed",
+        }
+    }
 }
 
 /// An event to append to a message's audit trail (with a transition or on its own).

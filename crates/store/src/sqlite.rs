@@ -8,9 +8,11 @@
 //! are on; a busy timeout lets several processes (daemon and CLI) share the file.
 //!
 //! Writes go through one connection and start with `BEGIN IMMEDIATE`, which takes SQLite's write
-//! lock up front: in-process writers queue on the pool (no busy-polling), writers in other
-//! processes wait for the busy timeout, and a read-then-write transaction can never fail half
-//! way with `SQLITE_BUSY`. Reads use a separate pool and see the last committed state.
+//! lock up front: in-process writers queue on that connection (no busy-polling), writers in
+//! other processes wait for the busy timeout, and a read-then-write transaction can never fail
+//! half way with `SQLITE_BUSY`. Concurrent calls share one transaction and one fsync (group
+//! commit, see `group.rs`), each in its own savepoint, and each returns once it is committed.
+//! Reads use a separate pool and see the last committed state.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -22,11 +24,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{FromRow, Transaction};
+use sqlx::{ConnectOptions, FromRow};
 use tracing::{debug, info, warn};
 
 use crate::blob::{BlobStore, sha256_hex};
 use crate::error::{Result, StoreError};
+use crate::group::{GroupWriter, WriteStats, WriteTx};
 use crate::journal::Journal;
 use crate::model::*;
 
@@ -55,7 +58,7 @@ impl SqliteConfig {
 /// The journal on SQLite plus the on-disk blob store.
 #[derive(Debug, Clone)]
 pub struct SqliteJournal {
-    writer: SqlitePool,
+    writer: std::sync::Arc<GroupWriter>,
     reader: SqlitePool,
     blobs: BlobStore,
     db_path: PathBuf,
@@ -69,8 +72,6 @@ pub const BLOB_DIR: &str = "blobs";
 const MAX_KEY_LEN: usize = 1024;
 /// Most rows a list query returns.
 const MAX_LIST: u32 = 10_000;
-
-type Tx = Transaction<'static, sqlx::Sqlite>;
 
 fn check_key(what: &str, value: &str) -> Result<()> {
     if value.is_empty() || value.len() > MAX_KEY_LEN {
@@ -516,13 +517,11 @@ impl SqliteJournal {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(config.busy_timeout)
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(open_err)?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let mut writer = options.connect().await.map_err(open_err)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut writer)
+            .await?;
+        let writer = GroupWriter::new(writer);
         let reader = SqlitePoolOptions::new()
             .max_connections(config.read_connections.max(1))
             .connect_with(options.read_only(true))
@@ -543,6 +542,11 @@ impl SqliteJournal {
         &self.blobs
     }
 
+    /// How many write calls were committed, in how many transactions (group commit).
+    pub fn write_stats(&self) -> WriteStats {
+        self.writer.stats()
+    }
+
     /// The database file.
     pub fn database_path(&self) -> &Path {
         &self.db_path
@@ -552,11 +556,11 @@ impl SqliteJournal {
     /// calling this is safe: every committed transaction is already durable.
     pub async fn close(self) {
         self.reader.close().await;
-        self.writer.close().await;
+        drop(self.writer);
     }
 
-    async fn begin_write(&self) -> Result<Tx> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(&self) -> Result<WriteTx> {
+        self.writer.begin().await
     }
 
     async fn hash_off_thread(raw: Vec<u8>) -> Result<(Vec<u8>, String)> {
@@ -736,13 +740,15 @@ impl Journal for SqliteJournal {
             None => (None, None),
         };
         let done = sqlx::query(
-            "UPDATE messages SET state = ?, updated_at = ?, last_error_code = ?, last_error_text = ?
+            "UPDATE messages SET state = ?, updated_at = ?, last_error_code = ?, last_error_text = ?,
+                answer = CASE WHEN ? THEN COALESCE(answer, 'due') ELSE answer END
              WHERE id = ? AND state = ?",
         )
         .bind(to.as_str())
         .bind(now.0)
         .bind(code)
         .bind(text)
+        .bind(to.is_outcome())
         .bind(id.0)
         .bind(from.as_str())
         .execute(&mut *tx)
@@ -777,6 +783,30 @@ impl Journal for SqliteJournal {
             .execute(&mut *tx)
             .await?;
         }
+        append_event(&mut tx, id, now, None, None, &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn answers_due(&self, limit: u32) -> Result<Vec<MessageId>> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM messages WHERE answer = 'due' ORDER BY id LIMIT ?")
+                .bind(limit.min(MAX_LIST))
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(ids.into_iter().map(MessageId).collect())
+    }
+
+    async fn record_answer(&self, id: MessageId, answer: AnswerState, event: Event) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        message_state(&mut tx, id).await?;
+        let now = Timestamp::now();
+        sqlx::query("UPDATE messages SET answer = ?, updated_at = ? WHERE id = ?")
+            .bind(answer.as_str())
+            .bind(now.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
         append_event(&mut tx, id, now, None, None, &event).await?;
         tx.commit().await?;
         Ok(())
