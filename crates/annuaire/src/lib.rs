@@ -1,0 +1,20 @@
+//! MSSanté recipients for Relais: who may receive a letter, and at which address.
+//!
+//! Two sources of truth published by the ANS decide where the outbound side may send:
+//!
+//! * the **liste blanche** ([`liste_blanche`]): the mail domains of the espace de confiance
+//!   MSSanté. Mail to or from a domain outside it must not be exchanged;
+//! * the **Annuaire national MSSanté**: every MSSanté mailbox (BAL) with its owner (RPPS or
+//!   ADELI, name, profession, speciality) or its organisation, and its type (PER personal,
+//!   ORG organisational, APP applicative, CAB practice).
+//!
+//! The Annuaire is reached two ways, behind one [`Directory`] trait: the published extraction
+//! file imported into a local SQLite database ([`AnnuaireDb`], [`AnnuaireDb::import_extract`]),
+//! or a live LDAP(S) directory ([`LdapDirectory`]). Both answer the same [`Query`] (RPPS, name
+//! prefix, profession, speciality, city) with [`Entry`] values, and the outbound side asks them
+//! "which MSSanté addresses does this RPPS have?" and "is this address in the Annuaire?".
+
+pub mod fold;
+pub mod liste_blanche;
+
+pub use liste_blanche::{Decision, ListeBlanche, Refreshing};
