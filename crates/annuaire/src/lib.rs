@@ -14,7 +14,10 @@
 //! prefix, profession, speciality, city) with [`Entry`] values, and the outbound side asks them
 //! "which MSSanté addresses does this RPPS have?" and "is this address in the Annuaire?".
 
+pub mod extract;
 pub mod fold;
 pub mod liste_blanche;
+pub mod model;
 
 pub use liste_blanche::{Decision, ListeBlanche, Refreshing};
+pub use model::{BalType, CodeOrLabel, Entry, Mailbox, Matches, Query, QueryError};
