@@ -866,16 +866,17 @@ impl Validator {
                 ),
             );
         }
+        let type_known = tables.class_code_for(&d.type_code).is_some();
         match &d.type_display {
             Some(t) => self.text("document.type_display", t, false),
-            None if crate::codes::known_type_display(&d.type_code).is_none() => self.push(
-                codes::INTAKE_TYPE_DISPLAY_MISSING,
-                "document.type_display",
-                "give the label of the document type (JDV_J07) for this type code",
-            ),
+            None if type_known && crate::codes::known_type_display(&d.type_code).is_none() => self
+                .push(
+                    codes::INTAKE_TYPE_DISPLAY_MISSING,
+                    "document.type_display",
+                    "give the label of the document type (JDV_J07) for this type code",
+                ),
             None => {}
         }
-        self.opt_text("document.id", d.id.as_deref(), false);
         if let Some(id) = &d.id {
             self.identifier("document.id", id);
         }

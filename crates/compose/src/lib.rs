@@ -62,8 +62,8 @@ pub struct BuildContext {
     /// The OID under which the organisation numbers its documents: root of the CDA `id` and
     /// `setId` (their extensions are the DPI's numbers, or derived from `seed`).
     pub document_root_oid: String,
-    /// The OID of this sending system: the XDS submission set `sourceId`, and the root of the
-    /// submission set `uniqueId`.
+    /// The OID of this sending system: the XDS submission set `sourceId` (the submission set
+    /// `uniqueId` is a `2.25` OID derived from `seed`).
     pub source_oid: String,
     /// The time of the build: the document's creation time when the intake gives none, the
     /// submission time, the mail's `Date`. Must have a time of day.

@@ -255,3 +255,47 @@ fn built_documents_pass_the_ans_profile_schematrons_as_the_ans_example_does() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The pack gap above leaves the document type unchecked by Structuration minimale: check it
+/// here against the value set JDV_J07 the pack ships (value-sets/), with the labels the builder
+/// writes for the types it knows.
+#[test]
+fn document_types_and_their_labels_are_those_of_jdv_j07() {
+    let path = relais_testsupport::ans_file("value-sets/JDV_J07_XdsTypeCode_CISIS.xml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = relais_core::xml::parse(&text, &relais_core::Limits::default()).unwrap();
+    let j07: Vec<(String, String, String)> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "Concept")
+        .map(|n| {
+            let a = |k| n.attribute(k).unwrap_or_default().to_string();
+            (a("code"), a("codeSystem"), a("displayName"))
+        })
+        .collect();
+    assert!(j07.len() > 50, "JDV_J07 read");
+    let lookup = |code: &str| j07.iter().find(|(c, _, _)| c == code);
+    for code in [
+        "11490-0", "11502-2", "18748-4", "34112-3", "11488-4", "15507-7", "34133-9", "60591-5",
+    ] {
+        let (_, system, display) = lookup(code).unwrap_or_else(|| panic!("{code} in JDV_J07"));
+        assert_eq!(system, "2.16.840.1.113883.6.1", "{code}");
+        assert_eq!(
+            relais_compose::codes::known_type_display(code),
+            Some(display.as_str()),
+            "{code}"
+        );
+    }
+    let pdf = letter_pdf();
+    for name in [LDL_N1_JSON, LDL_N3_JSON, CR_BIO_TOML] {
+        let xml = build_cda(&sample(name), &pdf, &context(name)).unwrap().xml;
+        let cda = relais_cda::read(&xml, &relais_core::Limits::default()).unwrap();
+        let code = cda.header.code.expect("code");
+        let (_, system, display) = lookup(code.code.as_deref().unwrap()).expect("in JDV_J07");
+        assert_eq!(code.code_system.as_deref(), Some(system.as_str()), "{name}");
+        assert_eq!(
+            code.display_name.as_deref(),
+            Some(display.as_str()),
+            "{name}"
+        );
+    }
+}
