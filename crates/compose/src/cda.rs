@@ -9,7 +9,7 @@
 //! `signatureCode S`, the documented act and the encounter.
 
 use crate::codes::{self, LOINC, PROFESSION_SYSTEM, PS_ID_OID, STRUCTURE_ID_OID};
-use crate::intake::{Address, Code, Intake, Professional};
+use crate::intake::{Address, Code, Intake, Professional, Recipient};
 use crate::xml::XmlOut;
 use crate::{BuildContext, BuildError};
 use base64::Engine as _;
@@ -232,6 +232,9 @@ fn header(x: &mut XmlOut, intake: &Intake, ctx: &BuildContext, ids: &DocIds, lev
         x.close("informationRecipient");
     }
     legal_authenticator(x, intake, &created);
+    if let Some(gp) = &intake.gp {
+        participant_gp(x, gp);
+    }
     documentation_of(x, intake);
     component_of(x, intake);
 }
@@ -468,6 +471,46 @@ fn legal_authenticator(x: &mut XmlOut, intake: &Intake, created: &str) {
     );
     x.close("assignedEntity");
     x.close("legalAuthenticator");
+}
+
+/// The médecin traitant: `participant` of type INF with function PCP (as in the ANS LDL-SES
+/// example).
+fn participant_gp(x: &mut XmlOut, gp: &Recipient) {
+    let (Some(rpps), Some(family)) = (&gp.rpps, &gp.family_name) else {
+        return;
+    };
+    x.open("participant", &[("typeCode", "INF")]);
+    x.empty(
+        "functionCode",
+        &[
+            ("code", "PCP"),
+            ("displayName", "Médecin Traitant"),
+            ("codeSystem", "2.16.840.1.113883.5.88"),
+        ],
+    );
+    x.empty("time", &[("nullFlavor", "NA")]);
+    x.open("associatedEntity", &[("classCode", "PROV")]);
+    x.empty(
+        "id",
+        &[("root", PS_ID_OID), ("extension", &format!("8{rpps}"))],
+    );
+    if let Some(addr) = &gp.mssante {
+        x.empty(
+            "telecom",
+            &[("value", &format!("mailto:{addr}")), ("use", "WP")],
+        );
+    }
+    x.open("associatedPerson", &[]);
+    person_name(
+        x,
+        gp.civility.map(|c| c.code()),
+        gp.given_name.as_deref(),
+        family,
+        gp.title.map(|t| t.code()),
+    );
+    x.close("associatedPerson");
+    x.close("associatedEntity");
+    x.close("participant");
 }
 
 fn documentation_of(x: &mut XmlOut, intake: &Intake) {

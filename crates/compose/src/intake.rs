@@ -501,6 +501,10 @@ pub struct Intake {
     pub organization: Organization,
     /// The stay or visit.
     pub encounter: Encounter,
+    /// The patient's médecin traitant (CDA participant with function `PCP`), when known: by
+    /// RPPS and family name. Usually also a recipient of a discharge letter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gp: Option<Recipient>,
     /// Who receives it.
     #[serde(default)]
     pub recipients: Vec<Recipient>,
@@ -601,6 +605,9 @@ impl Intake {
         v.organization(&self.organization);
         v.encounter(self);
         v.recipients(&self.recipients);
+        if let Some(gp) = &self.gp {
+            v.gp(gp);
+        }
         v.opt_text(
             "mail.subject_label",
             self.mail.subject_label.as_deref(),
@@ -1108,6 +1115,29 @@ impl Validator {
                 r.given_name.as_deref(),
                 false,
             );
+        }
+    }
+
+    fn gp(&mut self, gp: &Recipient) {
+        match &gp.rpps {
+            Some(rpps) => self.rpps("gp.rpps", rpps),
+            None => self.push(
+                codes::INTAKE_VALUE_MISSING,
+                "gp.rpps",
+                "the médecin traitant is named by RPPS in the CDA",
+            ),
+        }
+        match &gp.family_name {
+            Some(n) => self.text("gp.family_name", n, false),
+            None => self.push(
+                codes::INTAKE_VALUE_MISSING,
+                "gp.family_name",
+                "the médecin traitant's family name is required",
+            ),
+        }
+        self.opt_text("gp.given_name", gp.given_name.as_deref(), false);
+        if let Some(a) = &gp.mssante {
+            self.address("gp.mssante", a);
         }
     }
 

@@ -265,8 +265,11 @@ fn syntax_errors_say_where_and_never_what() {
     for (label, broken, expect) in [
         (
             "wrong type",
-            json.replace(r#"["CAMILLE", "ANNE"]"#, r#""CAMILLE""#),
-            "expected a sequence",
+            json.replace(
+                r#""birth_family_name": "RELAIS-TEST""#,
+                r#""birth_family_name": ["RELAIS-TEST"]"#,
+            ),
+            "expected a string",
         ),
         (
             "unknown field",
@@ -370,4 +373,24 @@ fn builds_are_deterministic_and_ids_come_from_the_seed() {
     assert_ne!(a.unique_id, b.unique_id);
     assert_ne!(a.unique_id, a.set_id);
     assert!(a.unique_id.starts_with("2.999.33.1.2^"));
+}
+
+#[test]
+fn medecin_traitant_needs_rpps_and_name() {
+    let mut i = ldl();
+    i.gp.as_mut().expect("sample gp").rpps = None;
+    expect_problem(
+        &i,
+        IntakePolicy::default(),
+        "INTAKE-VALUE-MISSING",
+        "gp.rpps",
+    );
+    let mut i = ldl();
+    i.gp.as_mut().unwrap().family_name = None;
+    expect_problem(
+        &i,
+        IntakePolicy::default(),
+        "INTAKE-VALUE-MISSING",
+        "gp.family_name",
+    );
 }

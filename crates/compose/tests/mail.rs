@@ -366,3 +366,27 @@ fn mail_options_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn discharge_letter_names_the_medecin_traitant_and_its_recipients() {
+    let (c, _) = build(&sample(LDL_N1_JSON), "gp");
+    let cda = relais_cda::read(&c.cda.xml, &Limits::default()).expect("cda");
+    let gp = cda
+        .header
+        .participants
+        .iter()
+        .find(|p| {
+            p.function_code
+                .as_ref()
+                .is_some_and(|f| f.code.as_deref() == Some("PCP"))
+        })
+        .expect("participant PCP");
+    assert_eq!(gp.party.rpps.as_deref(), Some("99999000037"));
+    let recipients: Vec<Option<&str>> = cda
+        .header
+        .information_recipients
+        .iter()
+        .map(|r| r.rpps.as_deref())
+        .collect();
+    assert_eq!(recipients, [Some("99999000037")]);
+}
