@@ -311,9 +311,33 @@ impl Serialize for Timestamp {
     }
 }
 
+/// From a string in one of the accepted forms, or a TOML date / date-time written without
+/// quotes (`birth_date = 1979-03-15`).
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
+        d.deserialize_any(TimestampVisitor)
+    }
+}
+
+struct TimestampVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TimestampVisitor {
+    type Value = Timestamp;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a date (YYYY-MM-DD) or a date-time with its UTC offset")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
+        Timestamp::parse(v).map_err(E::custom)
+    }
+
+    /// The toml crate hands a native date-time as a one-entry map whose value is its RFC 3339
+    /// text.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Timestamp, A::Error> {
+        let Some((_, text)) = map.next_entry::<String, String>()? else {
+            return Err(serde::de::Error::custom(TimestampError::Format));
+        };
         Timestamp::parse(&text).map_err(serde::de::Error::custom)
     }
 }
@@ -362,6 +386,25 @@ mod tests {
         ] {
             assert_eq!(Timestamp::parse(text), Err(err), "{text}");
         }
+    }
+
+    #[test]
+    fn toml_native_dates_are_accepted() {
+        #[derive(Deserialize)]
+        struct T {
+            d: Timestamp,
+            t: Timestamp,
+        }
+        let v: T = toml::from_str("d = 1979-03-15\nt = 2025-03-12T14:30:00+01:00").unwrap();
+        assert_eq!(v.d.to_cda(), "19790315");
+        assert_eq!(v.t.to_cda(), "20250312143000+0100");
+        let e = toml::from_str::<T>("d = 1979-03-15\nt = 2025-03-12T14:30:00")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("UTC offset"), "{e}");
+        let j: T =
+            serde_json::from_str(r#"{"d": "1979-03-15", "t": "2025-03-12T13:30:00Z"}"#).unwrap();
+        assert_eq!(j.t.to_cda(), "20250312133000+0000");
     }
 
     #[test]
