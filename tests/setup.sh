@@ -49,5 +49,15 @@ if ! python3 -c 'import hl7apy' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages hl7apy==1.3.5
 fi
 python3 -c 'import hl7apy' || { echo "setup: hl7apy is still missing after install" >&2; exit 1; }
+# PyPI: fhir.resources, the pydantic models (R4B, same elements as R4 for the resources Relais
+# sends) with which the FHIR test peer (tests/peers/fhir_peer.py) checks every posted bundle.
+# 8.x needs pydantic 2; the 6.x line with plain R4 needs pydantic 1 and does not import beside it.
+if ! python3 -c 'import fhir.resources.R4B.bundle' 2>/dev/null; then
+  echo "setup: installing fhir.resources (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check fhir.resources==8.3.0 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages fhir.resources==8.3.0
+fi
+python3 -c 'import fhir.resources.R4B.bundle' ||
+  { echo "setup: fhir.resources is still missing after install" >&2; exit 1; }
 
 echo "setup: test prerequisites present"

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod dpi_peer;
+pub mod fhir_peer;
 pub mod mailserver;
 pub mod pki;
 
