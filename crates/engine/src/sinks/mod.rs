@@ -1,6 +1,7 @@
 //! Where documents are filed. Each sink receives [`Filing`]s from the journal's outbox with a
 //! stable idempotency key: delivering the same key twice must not file twice.
 
+pub mod fhir;
 pub mod folder;
 pub mod mllp;
 
