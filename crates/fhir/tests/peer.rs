@@ -425,7 +425,11 @@ async fn timeouts_and_refused_connections_are_retried() {
 
     // The slow server filed it after all; the retry finds it and files nothing twice.
     peer.set_mode("OK");
-    std::thread::sleep(Duration::from_secs(3));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while peer.records().is_empty() {
+        assert!(Instant::now() < deadline, "the slow request never finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let f = filed(filer.file(&d).await);
     assert!(!f.created, "{f:?}");
     assert_eq!(peer.created("DocumentReference"), 1);
