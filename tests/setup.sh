@@ -6,9 +6,10 @@ set -euo pipefail
 # Debian packages: libxml2 (XSD validation, linked by relais-cda), xmllint (XSD oracle in tests),
 # a JDK and Saxon-HE (schematron worker), python3 (reference tools),
 # Dovecot (IMAP + LMTP) and Postfix (SMTP): the real mail servers started by
-# relais_testsupport::mailserver for the IMAP/SMTP tests.
+# relais_testsupport::mailserver for the IMAP/SMTP tests; OpenLDAP's slapd (and ldap-utils):
+# the Annuaire directory started by relais_testsupport::slapd for the LDAP tests.
 packages=(libxml2-dev libxml2-utils libsaxonhe-java openjdk-17-jdk-headless python3
-  dovecot-imapd dovecot-lmtpd postfix)
+  dovecot-imapd dovecot-lmtpd postfix slapd ldap-utils)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,6 +30,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # Postfix's debconf would prompt and write /etc/postfix/main.cf: the tests run private
   # instances with their own configuration, so the system one stays unconfigured.
   echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  # Same for slapd: no system directory is created; the tests write their own slapd.conf.
+  echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
@@ -37,10 +40,13 @@ for tool in xmllint java javac; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is still missing after install" >&2; exit 1; }
 done
 test -f /usr/share/java/Saxon-HE.jar || { echo "setup: /usr/share/java/Saxon-HE.jar missing" >&2; exit 1; }
-# The mail servers of the IMAP/SMTP tests, checked by path (/usr/sbin may be off a non-root PATH).
-for f in /usr/sbin/dovecot /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp /usr/sbin/postfix; do
+# The mail servers of the IMAP/SMTP tests and the LDAP server of the Annuaire tests, checked by
+# path (/usr/sbin may be off a non-root PATH).
+for f in /usr/sbin/dovecot /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp /usr/sbin/postfix \
+  /usr/sbin/slapd /usr/sbin/slapadd; do
   test -x "$f" || { echo "setup: $f is still missing after install" >&2; exit 1; }
 done
+test -f /usr/lib/ldap/back_mdb.so || { echo "setup: slapd's MDB backend is missing" >&2; exit 1; }
 # PyPI: hl7apy, the HL7 implementation of the DPI test peer (tests/peers/dpi_peer.py).
 # Debian's own python3 refuses plain pip installs (PEP 668): fall back to the explicit flag.
 if ! python3 -c 'import hl7apy' 2>/dev/null; then

@@ -14,6 +14,7 @@ pub mod dpi_peer;
 pub mod fhir_peer;
 pub mod mailserver;
 pub mod pki;
+pub mod slapd;
 
 /// The workspace root (the folder holding the top `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
