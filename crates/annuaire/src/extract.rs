@@ -218,7 +218,10 @@ const COLUMNS: [(Col, &str); N_COLS] = [
     (Col::L2, "L2COMPLEMENTLOCALISATION structure BAL"),
     (Col::L3, "L3COMPLEMENTDISTRIBUTION structure BAL"),
     (Col::L4Number, "L4NUMEROVOIE structure BAL"),
-    (Col::L4NumberComplement, "L4COMPLEMENTNUMEROVOIE structure BAL"),
+    (
+        Col::L4NumberComplement,
+        "L4COMPLEMENTNUMEROVOIE structure BAL",
+    ),
     (Col::L4StreetType, "NL4TYPEVOIE structure BAL"),
     (Col::L4Street, "L4LIBELLEVOIE structure BAL"),
     (Col::L5, "L5LIEUDITMENTION structure BAL"),
@@ -356,11 +359,16 @@ impl<R: BufRead> ExtractReader<R> {
         loop {
             match reader.read_line()? {
                 LineRead::Eof => return Err(ExtractError::Empty),
-                LineRead::TooLong(_) => return Err(ExtractError::HeaderTooLong { limit: max_line }),
+                LineRead::TooLong(_) => {
+                    return Err(ExtractError::HeaderTooLong { limit: max_line });
+                }
                 LineRead::Line => {}
             }
             let header = reader.decode();
-            let header = header.strip_prefix('\u{feff}').unwrap_or(&header).to_string();
+            let header = header
+                .strip_prefix('\u{feff}')
+                .unwrap_or(&header)
+                .to_string();
             if header.trim().is_empty() {
                 continue;
             }
@@ -377,6 +385,11 @@ impl<R: BufRead> ExtractReader<R> {
     /// Gives the report back.
     pub fn into_report(self) -> ParseReport {
         self.report
+    }
+
+    /// Gives the underlying reader and the report back.
+    pub fn finish(self) -> (R, ParseReport) {
+        (self.inner, self.report)
     }
 
     /// Reads one line into `buf` (without its end of line), discarding the rest of a line
@@ -588,10 +601,11 @@ fn parse_flag(v: &str) -> Option<bool> {
 /// `CEDEX` part and a trailing district number (`13008 MARSEILLE 08` gives `MARSEILLE`).
 pub fn city_of(delivery_line: &str) -> Option<String> {
     let mut words: Vec<&str> = delivery_line.split_whitespace().collect();
-    if words
-        .first()
-        .is_some_and(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit() || b == b'A' || b == b'B'))
-    {
+    if words.first().is_some_and(|w| {
+        w.len() == 5
+            && w.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'A' || b == b'B')
+    }) {
         words.remove(0);
     }
     if let Some(i) = words.iter().position(|w| w.eq_ignore_ascii_case("cedex")) {
@@ -676,14 +690,22 @@ mod tests {
             "{}\n{}\n{}\r\n",
             published_header(),
             person_line("sophie.martin@chu-fictif.mssante.test", "MARTIN"),
-            line(&[(0, "ORG"), (1, "accueil@chu-fictif.mssante.test"), (7, "ACCUEIL")]),
+            line(&[
+                (0, "ORG"),
+                (1, "accueil@chu-fictif.mssante.test"),
+                (7, "ACCUEIL")
+            ]),
         );
         let (records, report) = read(&text);
         assert_eq!(records.len(), 2);
         assert_eq!(report.records, 2);
         assert_eq!(report.malformed, 0);
         assert_eq!(report.lines, 3);
-        assert!(report.missing_columns.is_empty(), "{:?}", report.missing_columns);
+        assert!(
+            report.missing_columns.is_empty(),
+            "{:?}",
+            report.missing_columns
+        );
         assert!(report.unknown_columns.is_empty());
         let e = &records[0].entry;
         assert_eq!(records[0].line, 2);
@@ -691,7 +713,10 @@ mod tests {
         let p = e.person.as_ref().unwrap();
         assert_eq!(p.rpps(), Some("10999999001"));
         assert_eq!(p.national_id.as_deref(), Some("810999999001"));
-        assert_eq!(e.profession.as_ref().unwrap().label.as_deref(), Some("Médecin"));
+        assert_eq!(
+            e.profession.as_ref().unwrap().label.as_deref(),
+            Some("Médecin")
+        );
         assert_eq!(e.speciality.as_ref().unwrap().code.as_deref(), Some("SM26"));
         assert_eq!(e.dematerialisation, Some(true));
         assert_eq!(e.location.lines, vec!["12 RUE DES ESSAIS".to_string()]);
@@ -772,7 +797,10 @@ mod tests {
             report.issues[0].problem,
             Problem::TooLong { bytes, limit: 4096 } if bytes > 5_000_000
         ));
-        assert!(r.buf.capacity() < 64 * 1024, "the long line was not buffered");
+        assert!(
+            r.buf.capacity() < 64 * 1024,
+            "the long line was not buffered"
+        );
     }
 
     #[test]
@@ -797,9 +825,13 @@ mod tests {
             ExtractReader::new(&b""[..]),
             Err(ExtractError::Empty)
         ));
-        let e = ExtractReader::new(&b"nom;prenom;email\nx;y;z\n"[..]).err().unwrap();
+        let e = ExtractReader::new(&b"nom;prenom;email\nx;y;z\n"[..])
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("Type de BAL, Adresse BAL"), "{e}");
-        let e = ExtractReader::new(&b"PK\x03\x04\x14\x00"[..]).err().unwrap();
+        let e = ExtractReader::new(&b"PK\x03\x04\x14\x00"[..])
+            .err()
+            .unwrap();
         assert!(matches!(e, ExtractError::NotAnExtraction { .. }));
     }
 
@@ -818,6 +850,9 @@ mod tests {
             generated_at_from_name("Extraction_Correspondance_MSSante_202608261013.txt").as_deref(),
             Some("2026-08-26T10:13")
         );
-        assert_eq!(generated_at_from_name("extraction-correspondance-mssante.txt"), None);
+        assert_eq!(
+            generated_at_from_name("extraction-correspondance-mssante.txt"),
+            None
+        );
     }
 }

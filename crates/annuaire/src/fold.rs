@@ -87,9 +87,9 @@ mod tests {
     #[test]
     fn upper_bound_orders_after_every_extension() {
         let ub = upper_bound("dur");
-        assert!("dur".to_string() < ub);
-        assert!("durand".to_string() < ub);
-        assert!("dur zzz".to_string() < ub);
-        assert!("dus".to_string() > ub);
+        assert!("dur" < ub.as_str());
+        assert!("durand" < ub.as_str());
+        assert!("dur zzz" < ub.as_str());
+        assert!("dus" > ub.as_str());
     }
 }

@@ -14,10 +14,18 @@
 //! prefix, profession, speciality, city) with [`Entry`] values, and the outbound side asks them
 //! "which MSSanté addresses does this RPPS have?" and "is this address in the Annuaire?".
 
+pub mod directory;
+pub mod error;
 pub mod extract;
 pub mod fold;
+pub mod ldap;
 pub mod liste_blanche;
 pub mod model;
+pub mod store;
 
+pub use directory::Directory;
+pub use error::Error;
+pub use ldap::{AttributeMap, LdapBind, LdapConfig, LdapDirectory, LdapError};
 pub use liste_blanche::{Decision, ListeBlanche, Refreshing};
 pub use model::{BalType, CodeOrLabel, Entry, Mailbox, Matches, Query, QueryError};
+pub use store::{AnnuaireDb, ImportOptions, ImportStats};

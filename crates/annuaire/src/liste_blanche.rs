@@ -201,7 +201,10 @@ impl fmt::Display for Decision {
             Decision::Allowed {
                 domain,
                 rule: Rule::Exact,
-            } => write!(f, "{domain} is on the liste blanche of the espace de confiance MSSanté"),
+            } => write!(
+                f,
+                "{domain} is on the liste blanche of the espace de confiance MSSanté"
+            ),
             Decision::Allowed {
                 domain,
                 rule: Rule::Subdomain { of },
@@ -340,7 +343,8 @@ impl ListeBlanche {
 
     /// What the list says about a listed domain (case-insensitive).
     pub fn domain(&self, domain: &str) -> Option<&DomainInfo> {
-        self.exact.get(&domain.trim().trim_end_matches('.').to_ascii_lowercase())
+        self.exact
+            .get(&domain.trim().trim_end_matches('.').to_ascii_lowercase())
     }
 
     /// Number of distinct domains listed (plus `*.` entries of a text list).
@@ -433,17 +437,21 @@ impl Builder {
         if self.warnings.len() < MAX_WARNINGS {
             self.warnings.push(text);
         } else if self.warnings.len() == MAX_WARNINGS {
-            self.warnings.push("more invalid entries not reported".into());
+            self.warnings
+                .push("more invalid entries not reported".into());
         }
     }
 
     fn add(&mut self, name: String, entry: Option<XmlEntry>) {
-        let info = self.exact.entry(name.clone()).or_insert_with(|| DomainInfo {
-            name,
-            description: None,
-            operator_certificates: Vec::new(),
-            updated: None,
-        });
+        let info = self
+            .exact
+            .entry(name.clone())
+            .or_insert_with(|| DomainInfo {
+                name,
+                description: None,
+                operator_certificates: Vec::new(),
+                updated: None,
+            });
         if let Some(e) = entry {
             if info.description.is_none() {
                 info.description = e.description;
@@ -551,10 +559,7 @@ fn parse_xml(text: &str, path: &Path, b: &mut Builder) -> Result<Option<String>,
                     Ok(None) => match quick_xml::escape::resolve_predefined_entity(&r) {
                         Some(s) => s.to_string(),
                         None => {
-                            return Err(xml_err(
-                                &reader,
-                                &format!("unknown entity &{};", &*r),
-                            ));
+                            return Err(xml_err(&reader, &format!("unknown entity &{};", &*r)));
                         }
                     },
                     Err(e) => return Err(xml_err(&reader, &e)),
@@ -919,7 +924,16 @@ mod tests {
     #[test]
     fn refuses_what_is_not_an_address() {
         let l = xml_list();
-        for bad in ["", "   ", "@chu-fictif.mssante.test", "localhost", "a@b@", "x@-a.test", "x@a..test", "x@é.test"] {
+        for bad in [
+            "",
+            "   ",
+            "@chu-fictif.mssante.test",
+            "localhost",
+            "a@b@",
+            "x@-a.test",
+            "x@a..test",
+            "x@é.test",
+        ] {
             let d = l.allows(bad);
             assert!(!d.is_allowed(), "{bad:?}");
             if bad != "localhost" && bad != "a@b@" {
@@ -933,7 +947,10 @@ mod tests {
                 );
             }
         }
-        assert_eq!(l.allows("").to_string(), "not an e-mail address or a domain name");
+        assert_eq!(
+            l.allows("").to_string(),
+            "not an e-mail address or a domain name"
+        );
     }
 
     #[test]
@@ -976,13 +993,20 @@ mod tests {
         let no_root_end = &XML[..XML.rfind("</ListeBlancheMSSante>").unwrap()];
         let l = ListeBlanche::parse(no_root_end.as_bytes(), "t.xml").unwrap();
         assert_eq!(l.len(), 3);
-        assert!(l.warnings().iter().any(|w| w.contains("ListeBlancheMSSante")));
+        assert!(
+            l.warnings()
+                .iter()
+                .any(|w| w.contains("ListeBlancheMSSante"))
+        );
         assert!(matches!(
             ListeBlanche::parse(b"<html><body>502 Bad Gateway</body></html>", "t.xml"),
             Err(LoadError::NotAListeBlanche { .. })
         ));
         assert!(matches!(
-            ListeBlanche::parse(b"<ListeBlancheMSSante><ListeDomaines><Domaine><Nom>a.test</Nom></Dom", "t.xml"),
+            ListeBlanche::parse(
+                b"<ListeBlancheMSSante><ListeDomaines><Domaine><Nom>a.test</Nom></Dom",
+                "t.xml"
+            ),
             Err(LoadError::Xml { .. }) | Err(LoadError::Truncated { .. })
         ));
         assert!(matches!(
@@ -998,7 +1022,10 @@ mod tests {
             "t.xml",
         )
         .unwrap_err();
-        assert!(e.to_string().contains("would refuse every recipient"), "{e}");
+        assert!(
+            e.to_string().contains("would refuse every recipient"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -416,7 +416,10 @@ mod tests {
     #[test]
     fn code_or_label() {
         assert_eq!(CodeOrLabel::parse("10"), CodeOrLabel::Code("10".into()));
-        assert_eq!(CodeOrLabel::parse(" SM54 "), CodeOrLabel::Code("SM54".into()));
+        assert_eq!(
+            CodeOrLabel::parse(" SM54 "),
+            CodeOrLabel::Code("SM54".into())
+        );
         assert_eq!(
             CodeOrLabel::parse("Médecin"),
             CodeOrLabel::Label("Médecin".into())
@@ -459,7 +462,10 @@ mod tests {
             given_name: Some("Sophie".into()),
         });
         e.profession = Coded::new(Some("10".into()), Some("Médecin".into()));
-        e.speciality = Coded::new(Some("SM26".into()), Some("Qualifié en Médecine Générale".into()));
+        e.speciality = Coded::new(
+            Some("SM26".into()),
+            Some("Qualifié en Médecine Générale".into()),
+        );
         e.organisation = Some(Organisation {
             name: Some("CHU FICTIF".into()),
             ..Organisation::default()
