@@ -130,9 +130,12 @@ pub struct ClientCert {
     pub key_pem: PathBuf,
 }
 
-/// Which LDAP attribute holds what; `None` means the directory does not have it (a query on
-/// that criterion is then refused with a clear error).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which LDAP attribute holds what; `None` (or an empty name, in configuration files) means
+/// the directory does not have it, and a query on that criterion is refused with a clear
+/// error. Deserialises from configuration (e.g. a TOML table); fields left out keep their
+/// default names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AttributeMap {
     /// The MSSanté address(es) (one entry may hold several).
     pub mail: String,
@@ -204,6 +207,35 @@ impl Default for AttributeMap {
 }
 
 impl AttributeMap {
+    /// Empty names mean "not in this directory".
+    fn normalized(mut self) -> AttributeMap {
+        for a in [
+            &mut self.bal_type,
+            &mut self.person_id_type,
+            &mut self.person_id,
+            &mut self.national_id,
+            &mut self.civility,
+            &mut self.surname,
+            &mut self.given_name,
+            &mut self.profession_code,
+            &mut self.profession_label,
+            &mut self.speciality_code,
+            &mut self.speciality_label,
+            &mut self.dematerialisation,
+            &mut self.organisation_id,
+            &mut self.organisation,
+            &mut self.service,
+            &mut self.street,
+            &mut self.postal_code,
+            &mut self.city,
+        ] {
+            if a.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                *a = None;
+            }
+        }
+        self
+    }
+
     fn all(&self) -> Vec<&str> {
         let mut v = vec![self.mail.as_str()];
         v.extend(
@@ -354,7 +386,8 @@ fn valid_attribute(name: &str) -> bool {
 
 impl LdapDirectory {
     /// Checks the configuration (URL scheme, attribute names, extra filter, TLS files).
-    pub fn new(config: LdapConfig) -> Result<LdapDirectory, LdapError> {
+    pub fn new(mut config: LdapConfig) -> Result<LdapDirectory, LdapError> {
+        config.attributes = config.attributes.normalized();
         let url = config.url.to_ascii_lowercase();
         if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
             return Err(LdapError::Config(format!(
@@ -973,6 +1006,25 @@ mod tests {
         assert!(valid_attribute("cn;lang-fr"));
         assert!(!valid_attribute("1cn"));
         assert!(!valid_attribute(""));
+    }
+
+    #[test]
+    fn attribute_map_from_configuration() {
+        let m: AttributeMap =
+            toml::from_str("surname = \"cn\"\nspeciality_label = \"\"\nmail = \"mailMSS\"\n")
+                .unwrap();
+        assert_eq!(m.surname.as_deref(), Some("cn"));
+        assert_eq!(m.mail, "mailMSS");
+        assert_eq!(
+            m.city.as_deref(),
+            Some("l"),
+            "fields left out keep their defaults"
+        );
+        let mut c = LdapConfig::new("ldap://x", "dc=x");
+        c.attributes = m;
+        let d = LdapDirectory::new(c).unwrap();
+        assert_eq!(d.config().attributes.speciality_label, None);
+        assert!(toml::from_str::<AttributeMap>("surnom = \"sn\"").is_err());
     }
 
     #[test]

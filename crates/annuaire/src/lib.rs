@@ -12,7 +12,34 @@
 //! file imported into a local SQLite database ([`AnnuaireDb`], [`AnnuaireDb::import_extract`]),
 //! or a live LDAP(S) directory ([`LdapDirectory`]). Both answer the same [`Query`] (RPPS, name
 //! prefix, profession, speciality, city) with [`Entry`] values, and the outbound side asks them
-//! "which MSSanté addresses does this RPPS have?" and "is this address in the Annuaire?".
+//! "which MSSanté addresses does this RPPS have?" ([`Directory::mailboxes_for_rpps`]) and "is
+//! this address in the Annuaire?" ([`Directory::find_address`]).
+//!
+//! # Command line
+//!
+//! `relais annuaire import FILE` and `relais annuaire search ...` are a few lines each:
+//!
+//! ```no_run
+//! # async fn cli(data_dir: &std::path::Path) -> Result<(), relais_annuaire::Error> {
+//! use relais_annuaire::{AnnuaireDb, CodeOrLabel, Query};
+//!
+//! let db = AnnuaireDb::open(data_dir).await?;
+//! // relais annuaire import Extraction_Correspondance_MSSante_202608261013.zip
+//! let stats = db.import_extract("Extraction_Correspondance_MSSante_202608261013.zip").await?;
+//! println!("{stats}");
+//! // relais annuaire search --name dur --profession medecin --city "Ville-Fictive"
+//! let query = Query {
+//!     name_prefix: Some("dur".into()),
+//!     profession: Some(CodeOrLabel::parse("medecin")),
+//!     city: Some("Ville-Fictive".into()),
+//!     ..Query::default()
+//! };
+//! print!("{}", db.search(&query).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! Nothing here logs patient data: the Annuaire holds professionals and organisations, and the
+//! reports name lines of the extraction by number, never by content.
 
 pub mod directory;
 pub mod error;

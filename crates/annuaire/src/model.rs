@@ -291,8 +291,10 @@ pub const MAX_LIMIT: usize = 1000;
 pub struct Query {
     /// RPPS or ADELI number, or national identifier (`8` + RPPS), matched exactly.
     pub rpps: Option<String>,
-    /// Start of the professional's surname, or of the organisation's name; accent- and
-    /// case-insensitive.
+    /// Start of the professional's surname, of the organisation's name or of its service.
+    /// In the imported extraction it is accent-, case- and punctuation-insensitive
+    /// (`saint jean` finds `SAINT-JEAN`); over LDAP the directory's matching rules decide
+    /// (case-insensitive; an accent typed also matches its absence, not the reverse).
     pub name_prefix: Option<String>,
     /// Profession.
     pub profession: Option<CodeOrLabel>,
@@ -409,6 +411,26 @@ pub struct Matches {
     pub truncated: bool,
 }
 
+/// One entry per line, then a note when the list was cut at the limit.
+impl fmt::Display for Matches {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.entries.is_empty() {
+            return writeln!(f, "no entry matches");
+        }
+        for e in &self.entries {
+            writeln!(f, "{e}")?;
+        }
+        if self.truncated {
+            writeln!(
+                f,
+                "(more than {} entries match: refine the query or raise the limit)",
+                self.entries.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,5 +501,15 @@ mod tests {
         assert_eq!(e.person.as_ref().unwrap().rpps(), Some("10999999001"));
         let org = Entry::new("accueil@chu-fictif.mssante.test", BalType::Org);
         assert_eq!(org.to_string(), "accueil@chu-fictif.mssante.test [ORG]");
+        let m = Matches {
+            entries: vec![org],
+            truncated: true,
+        };
+        assert_eq!(
+            m.to_string(),
+            "accueil@chu-fictif.mssante.test [ORG]\n\
+             (more than 1 entries match: refine the query or raise the limit)\n"
+        );
+        assert_eq!(Matches::default().to_string(), "no entry matches\n");
     }
 }

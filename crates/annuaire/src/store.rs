@@ -306,11 +306,12 @@ impl AnnuaireDb {
         let mut written = 0u64;
         let mut write_result = Ok(());
         while let Some(batch) = rx.recv().await {
-            if let Err(e) = self.write_batch(import_id, &batch).await {
+            let n = batch.len() as u64;
+            if let Err(e) = self.write_batch(import_id, batch).await {
                 write_result = Err(e);
                 break;
             }
-            written += batch.len() as u64;
+            written += n;
         }
         drop(rx); // stops the reader if writing failed
         let produced = match producer.await {
@@ -499,9 +500,10 @@ impl AnnuaireDb {
         }
     }
 
-    async fn write_batch(&self, import_id: i64, rows: &[PreparedRow]) -> Result<(), Error> {
+    async fn write_batch(&self, import_id: i64, rows: Vec<PreparedRow>) -> Result<(), Error> {
         let mut txn = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO bal_staging (import_id, line, bal_type, address, address_key, \
                  person_id_type, person_id, person_national_id, civility, surname, given_name, \
@@ -511,55 +513,50 @@ impl AnnuaireDb {
                  organisation_sign, service, organisation_key, service_key, address_lines, \
                  delivery_line, postal_code, city, city_key, department, country) ",
             );
-            qb.push_values(chunk, |mut b, r| {
-                let e = &r.entry;
-                let p = e.person.as_ref();
-                let o = e.organisation.as_ref();
-                let coded = |c: &Option<Coded>| {
-                    (
-                        c.as_ref().and_then(|c| c.code.clone()),
-                        c.as_ref().and_then(|c| c.label.clone()),
-                    )
-                };
-                let (category_code, category_label) = coded(&e.profession_category);
-                let (profession_code, profession_label) = coded(&e.profession);
-                let (speciality_code, speciality_label) = coded(&e.speciality);
-                let lines = (!e.location.lines.is_empty()).then(|| e.location.lines.join("\n"));
+            qb.push_values(rows.by_ref().take(ROWS_PER_INSERT), |mut b, row| {
+                let PreparedRow { line, entry, keys } = row;
+                let p = entry.person.unwrap_or_default();
+                let o = entry.organisation.unwrap_or_default();
+                let (category_code, category_label) = split(entry.profession_category);
+                let (profession_code, profession_label) = split(entry.profession);
+                let (speciality_code, speciality_label) = split(entry.speciality);
+                let loc = entry.location;
+                let lines = (!loc.lines.is_empty()).then(|| loc.lines.join("\n"));
                 b.push_bind(import_id)
-                    .push_bind(r.line as i64)
-                    .push_bind(e.mailbox.bal_type.code().to_string())
-                    .push_bind(e.mailbox.address.clone())
-                    .push_bind(r.keys.address.clone())
-                    .push_bind(p.and_then(|p| p.id_type.clone()))
-                    .push_bind(p.and_then(|p| p.id.clone()))
-                    .push_bind(p.and_then(|p| p.national_id.clone()))
-                    .push_bind(p.and_then(|p| p.civility.clone()))
-                    .push_bind(p.and_then(|p| p.surname.clone()))
-                    .push_bind(p.and_then(|p| p.given_name.clone()))
-                    .push_bind(r.keys.surname.clone())
+                    .push_bind(line as i64)
+                    .push_bind(entry.mailbox.bal_type.code().to_string())
+                    .push_bind(entry.mailbox.address)
+                    .push_bind(keys.address)
+                    .push_bind(p.id_type)
+                    .push_bind(p.id)
+                    .push_bind(p.national_id)
+                    .push_bind(p.civility)
+                    .push_bind(p.surname)
+                    .push_bind(p.given_name)
+                    .push_bind(keys.surname)
                     .push_bind(category_code)
                     .push_bind(category_label)
                     .push_bind(profession_code)
                     .push_bind(profession_label)
-                    .push_bind(r.keys.profession.clone())
+                    .push_bind(keys.profession)
                     .push_bind(speciality_code)
                     .push_bind(speciality_label)
-                    .push_bind(r.keys.speciality.clone())
-                    .push_bind(e.dematerialisation.map(i64::from))
-                    .push_bind(o.and_then(|o| o.id_type.clone()))
-                    .push_bind(o.and_then(|o| o.id.clone()))
-                    .push_bind(o.and_then(|o| o.name.clone()))
-                    .push_bind(o.and_then(|o| o.sign.clone()))
-                    .push_bind(o.and_then(|o| o.service.clone()))
-                    .push_bind(r.keys.organisation.clone())
-                    .push_bind(r.keys.service.clone())
+                    .push_bind(keys.speciality)
+                    .push_bind(entry.dematerialisation.map(i64::from))
+                    .push_bind(o.id_type)
+                    .push_bind(o.id)
+                    .push_bind(o.name)
+                    .push_bind(o.sign)
+                    .push_bind(o.service)
+                    .push_bind(keys.organisation)
+                    .push_bind(keys.service)
                     .push_bind(lines)
-                    .push_bind(e.location.delivery_line.clone())
-                    .push_bind(e.location.postal_code.clone())
-                    .push_bind(e.location.city.clone())
-                    .push_bind(r.keys.city.clone())
-                    .push_bind(e.location.department.clone())
-                    .push_bind(e.location.country.clone());
+                    .push_bind(loc.delivery_line)
+                    .push_bind(loc.postal_code)
+                    .push_bind(loc.city)
+                    .push_bind(keys.city)
+                    .push_bind(loc.department)
+                    .push_bind(loc.country);
             });
             qb.build().execute(&mut *txn).await?;
         }
@@ -651,6 +648,11 @@ impl AnnuaireDb {
         let row = qb.build().fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(entry_from_row))
     }
+}
+
+/// A coded value's code and label.
+fn split(c: Option<Coded>) -> (Option<String>, Option<String>) {
+    c.map_or((None, None), |c| (c.code, c.label))
 }
 
 /// `col >= key AND col < upper_bound(key)`: a prefix match that uses the column's index.
