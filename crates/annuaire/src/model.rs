@@ -218,7 +218,10 @@ impl Entry {
 /// One line per entry: `address [TYPE] name (RPPS n) - profession, speciality - organisation, town`.
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} [{}]", self.mailbox.address, self.mailbox.bal_type)?;
+        f.write_str(&self.mailbox.address)?;
+        if !self.mailbox.bal_type.code().is_empty() {
+            write!(f, " [{}]", self.mailbox.bal_type)?;
+        }
         if let Some(p) = &self.person {
             if let Some(name) = p.name() {
                 write!(f, " {name}")?;
@@ -511,5 +514,8 @@ mod tests {
              (more than 1 entries match: refine the query or raise the limit)\n"
         );
         assert_eq!(Matches::default().to_string(), "no entry matches\n");
+        // A directory that does not publish the mailbox type.
+        let unknown = Entry::new("x@y.mssante.test", BalType::Other(String::new()));
+        assert_eq!(unknown.to_string(), "x@y.mssante.test");
     }
 }

@@ -349,36 +349,13 @@ impl AnnuaireDb {
                     .and_then(|n| n.to_str())
                     .and_then(extract::generated_at_from_name)
             });
-        let mut txn = self.pool.begin().await?;
-        sqlx::query("DROP TABLE bal").execute(&mut *txn).await?;
-        sqlx::query("ALTER TABLE bal_staging RENAME TO bal")
-            .execute(&mut *txn)
-            .await?;
-        sqlx::query("UPDATE imports SET state = 'superseded' WHERE state = 'current'")
-            .execute(&mut *txn)
-            .await?;
-        sqlx::query(
-            "UPDATE imports SET state = 'current', finished_at = ?, lines = ?, records = ?, \
-             malformed = ?, sha256 = ?, generated_at = ?, inner_name = ? WHERE id = ?",
-        )
-        .bind(now_ms())
-        .bind(read.report.lines as i64)
-        .bind(read.report.records as i64)
-        .bind(read.report.malformed as i64)
-        .bind(&read.sha256)
-        .bind(&generated_at)
-        .bind(&read.inner_name)
-        .bind(import_id)
-        .execute(&mut *txn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO current_import (singleton, import_id) VALUES (1, ?) \
-             ON CONFLICT (singleton) DO UPDATE SET import_id = excluded.import_id",
-        )
-        .bind(import_id)
-        .execute(&mut *txn)
-        .await?;
-        txn.commit().await?;
+        if let Err(e) = self
+            .switch_to(import_id, &read, generated_at.as_deref())
+            .await
+        {
+            self.abandon(import_id, &e).await;
+            return Err(e);
+        }
 
         let distinct_addresses: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT DISTINCT address_key FROM bal)")
@@ -403,6 +380,46 @@ impl AnnuaireDb {
             "Annuaire extraction imported"
         );
         Ok(stats)
+    }
+
+    /// Makes the staging table the current `bal`, in one transaction.
+    async fn switch_to(
+        &self,
+        import_id: i64,
+        read: &ReadOutcome,
+        generated_at: Option<&str>,
+    ) -> Result<(), Error> {
+        let mut txn = self.pool.begin().await?;
+        sqlx::query("DROP TABLE bal").execute(&mut *txn).await?;
+        sqlx::query("ALTER TABLE bal_staging RENAME TO bal")
+            .execute(&mut *txn)
+            .await?;
+        sqlx::query("UPDATE imports SET state = 'superseded' WHERE state = 'current'")
+            .execute(&mut *txn)
+            .await?;
+        sqlx::query(
+            "UPDATE imports SET state = 'current', finished_at = ?, lines = ?, records = ?, \
+             malformed = ?, sha256 = ?, generated_at = ?, inner_name = ? WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(read.report.lines as i64)
+        .bind(read.report.records as i64)
+        .bind(read.report.malformed as i64)
+        .bind(&read.sha256)
+        .bind(generated_at)
+        .bind(&read.inner_name)
+        .bind(import_id)
+        .execute(&mut *txn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO current_import (singleton, import_id) VALUES (1, ?) \
+             ON CONFLICT (singleton) DO UPDATE SET import_id = excluded.import_id",
+        )
+        .bind(import_id)
+        .execute(&mut *txn)
+        .await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     fn lock_imports(&self) -> Result<File, Error> {

@@ -441,6 +441,11 @@ async fn a_new_import_replaces_the_previous_one_and_a_failed_one_changes_nothing
     assert_eq!(db.current_import().await.unwrap().unwrap(), first);
     assert_eq!(find(&db, Query::by_name_prefix("dur")).await.len(), 2);
 
+    // A daemon that has the database open (another handle, another process in production)
+    // sees the new import as soon as it is switched in.
+    let daemon = AnnuaireDb::open(dir.path()).await.unwrap();
+    assert_eq!(find(&daemon, Query::by_name_prefix("dur")).await.len(), 2);
+
     // A good new extraction replaces it entirely.
     let second = dir
         .path()
@@ -464,6 +469,8 @@ async fn a_new_import_replaces_the_previous_one_and_a_failed_one_changes_nothing
     let current = db.current_import().await.unwrap().unwrap();
     assert_eq!(current.id, stats.import_id);
     assert_eq!(current.generated_at.as_deref(), Some("2026-08-26T10:13"));
+    assert!(find(&daemon, Query::by_name_prefix("dur")).await.is_empty());
+    assert_eq!(find(&daemon, Query::by_name_prefix("nouv")).await.len(), 1);
 
     // Only the current import's rows remain, and the history says what happened.
     let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.path().display()))
