@@ -47,6 +47,12 @@ enum Suite {
 
 fn main() {
     let args = Args::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match args.suite {
         Suite::Check { rounds, mails } => check_suite(rounds, mails),
         Suite::MemProbe { file } => mem_probe(&file),
@@ -335,6 +341,7 @@ fn inbound_suite(mails: usize) {
     let password = tmp.path().join("password");
     std::fs::write(&password, server.password()).expect("password file");
     let source = Source::Imap {
+        address: None,
         name: "bal-dpi".into(),
         host: server.host(),
         port: server.ports().imaps,

@@ -31,6 +31,123 @@ pub struct Config {
     /// Which documents go to which sink; without routes, every document goes to every sink.
     #[serde(default, rename = "route")]
     pub routes: Vec<Route>,
+    /// Answers to senders: the ANS MDN, or an error report to a mailbox.
+    #[serde(default)]
+    pub answers: Answers,
+}
+
+/// How senders are told what became of their mail (ANS guide: the MDN when the mail asks for
+/// one with `Disposition-Notification-To`, otherwise an error report to a configured mailbox
+/// when integration failed). Every message with an outcome owes one answer, kept in the
+/// journal until sent: without `[answers.smtp]` answers wait (and the daemon says so); with
+/// `enabled = false` they are recorded as skipped.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Answers {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The answering mailbox (`From` of the MDN) for sources without an `address`.
+    pub from: Option<String>,
+    /// Where failures are reported when the sender asked no MDN (the guide's « courriel
+    /// standard »); without it such failures are only in the journal and the review queue.
+    pub error_mailbox: Option<String>,
+    /// Attach the original mail to error reports.
+    #[serde(default = "yes")]
+    pub attach_original: bool,
+    /// `X-MSS-NIL` of the answers; default: `Relais <version>`.
+    pub nil: Option<String>,
+    /// The submission server the answers go through.
+    pub smtp: Option<SmtpSettings>,
+}
+
+impl Default for Answers {
+    fn default() -> Self {
+        Answers {
+            enabled: true,
+            from: None,
+            error_mailbox: None,
+            attach_original: true,
+            nil: None,
+            smtp: None,
+        }
+    }
+}
+
+/// An SMTP submission server (the MSSanté operator's, or the hospital's relay).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `starttls` (default, port 587) or `tls` (implicit, port 465). Never clear text.
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// PEM files of the trusted CAs (e.g. the IGC-Santé root and intermediate).
+    pub ca_files: Vec<PathBuf>,
+    /// Client certificate chain and key (PEM) of the applicative mailbox.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// SASL login; with a client certificate only, leave both out.
+    pub user: Option<String>,
+    /// A file holding the password (kept out of the configuration).
+    pub password_file: Option<PathBuf>,
+    /// Name given in EHLO; default `localhost`.
+    pub helo_name: Option<String>,
+    /// Name to check the server certificate against when it differs from `host`.
+    pub tls_server_name: Option<String>,
+}
+
+/// SMTP connection security.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    #[default]
+    Starttls,
+    Tls,
+}
+
+impl SmtpSettings {
+    /// The relais-smtp configuration (reads the password file).
+    pub fn smtp_config(&self) -> Result<relais_smtp::SmtpConfig, String> {
+        let mut cfg = relais_smtp::SmtpConfig::new(
+            self.host.clone(),
+            self.port,
+            match self.security {
+                SmtpSecurity::Starttls => relais_smtp::Security::StartTls,
+                SmtpSecurity::Tls => relais_smtp::Security::ImplicitTls,
+            },
+            self.ca_files.clone(),
+        );
+        cfg.tls_server_name = self.tls_server_name.clone();
+        if let Some(helo) = &self.helo_name {
+            cfg.helo_name = helo.clone();
+        }
+        cfg.client_cert = match (&self.client_cert, &self.client_key) {
+            (Some(c), Some(k)) => Some(relais_smtp::ClientCertFiles {
+                chain_pem: c.clone(),
+                key_pem: k.clone(),
+            }),
+            (None, None) => None,
+            _ => return Err("[answers.smtp] client_cert and client_key go together".into()),
+        };
+        cfg.auth = match (&self.user, &self.password_file) {
+            (Some(user), Some(file)) => {
+                let password = std::fs::read_to_string(file).map_err(|e| {
+                    format!(
+                        "[answers.smtp] cannot read the password file {}: {e}",
+                        file.display()
+                    )
+                })?;
+                Some(relais_smtp::Credentials {
+                    user: user.clone(),
+                    password: password.trim_end_matches(['\r', '\n']).to_string(),
+                })
+            }
+            (None, None) => None,
+            _ => return Err("[answers.smtp] user and password_file go together".into()),
+        };
+        Ok(cfg)
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -110,6 +227,9 @@ pub enum Source {
     Maildir {
         name: String,
         path: PathBuf,
+        /// The MSSanté address this folder receives for (`From` of the answers).
+        #[serde(default)]
+        address: Option<String>,
         /// Move handled mails from `new/` to `cur/` (Maildir) once journaled. With `false` the
         /// folder is left untouched and the journal's dedup keeps each mail to one filing.
         #[serde(default = "yes")]
@@ -120,6 +240,10 @@ pub enum Source {
     /// rejected); a mail is never moved before the journal holds it.
     Imap {
         name: String,
+        /// The mailbox's MSSanté address (`From` of the answers); default: `user` when it is
+        /// an address.
+        #[serde(default)]
+        address: Option<String>,
         host: String,
         port: u16,
         #[serde(default)]
@@ -146,6 +270,16 @@ impl Source {
     pub fn name(&self) -> &str {
         match self {
             Source::Maildir { name, .. } | Source::Imap { name, .. } => name,
+        }
+    }
+
+    /// The MSSanté address of the mailbox, when known.
+    pub fn address(&self) -> Option<&str> {
+        match self {
+            Source::Maildir { address, .. } => address.as_deref(),
+            Source::Imap { address, user, .. } => address
+                .as_deref()
+                .or(user.as_deref().filter(|u| u.contains('@'))),
         }
     }
 }
@@ -197,6 +331,32 @@ pub enum Sink {
         #[serde(default = "default_ack")]
         ack_timeout_secs: u64,
     },
+    /// File each document on the hospital's FHIR R4 server as one transaction Bundle
+    /// (Patient by identifier, Binary, DocumentReference), created conditionally so that a
+    /// retried delivery files nothing twice.
+    Fhir {
+        name: String,
+        /// The server's base URL (`https://...`; `http://` only without TLS settings).
+        base_url: String,
+        /// The system of the hospital's IPPs: `urn:oid:<OID of the IPP assigner>` or a bare OID.
+        ipp_system: String,
+        /// A file holding the bearer token (kept out of the configuration).
+        bearer_token_file: Option<PathBuf>,
+        /// Client certificate chain and key (PEM) for mutual TLS.
+        client_cert: Option<PathBuf>,
+        client_key: Option<PathBuf>,
+        /// PEM files of the CAs trusted for the server's certificate (never the system store).
+        #[serde(default)]
+        ca_files: Vec<PathBuf>,
+        #[serde(default = "default_connect")]
+        connect_timeout_secs: u64,
+        #[serde(default = "default_fhir_request")]
+        request_timeout_secs: u64,
+    },
+}
+
+fn default_fhir_request() -> u64 {
+    60
 }
 
 fn default_app() -> String {
@@ -215,8 +375,36 @@ fn default_ack() -> u64 {
 impl Sink {
     pub fn name(&self) -> &str {
         match self {
-            Sink::Folder { name, .. } | Sink::Mllp { name, .. } => name,
+            Sink::Folder { name, .. } | Sink::Mllp { name, .. } | Sink::Fhir { name, .. } => name,
         }
+    }
+
+    /// The relais-fhir settings of a FHIR sink (`None` for other kinds).
+    pub fn fhir_settings(&self) -> Option<relais_fhir::Settings> {
+        let Sink::Fhir {
+            base_url,
+            ipp_system,
+            bearer_token_file,
+            client_cert,
+            client_key,
+            ca_files,
+            connect_timeout_secs,
+            request_timeout_secs,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(relais_fhir::Settings {
+            base_url: base_url.clone(),
+            bearer_token_file: bearer_token_file.clone(),
+            client_cert: client_cert.clone(),
+            client_key: client_key.clone(),
+            ca_files: ca_files.clone(),
+            ipp_system: ipp_system.clone(),
+            connect_timeout: std::time::Duration::from_secs(*connect_timeout_secs),
+            request_timeout: std::time::Duration::from_secs(*request_timeout_secs),
+        })
     }
 }
 
@@ -287,6 +475,7 @@ impl Config {
                 adt_listen: None,
             },
             sources: vec![Source::Maildir {
+                address: None,
                 name: "samples".into(),
                 path: samples.to_path_buf(),
                 consume: false,
@@ -296,6 +485,7 @@ impl Config {
                 path: default_data_dir().join("out"),
             }],
             routes: Vec::new(),
+            answers: Answers::default(),
         }
     }
 
@@ -314,6 +504,43 @@ impl Config {
         for s in &self.sinks {
             if !names.insert(format!("sink:{}", s.name())) {
                 out.push(format!("two sinks are named {:?}", s.name()));
+            }
+        }
+        for s in &self.sinks {
+            if let Sink::Fhir {
+                name,
+                bearer_token_file,
+                client_cert,
+                client_key,
+                ..
+            } = s
+            {
+                if client_cert.is_some() != client_key.is_some() {
+                    out.push(format!("sink {name}: client_cert and client_key go together"));
+                }
+                if bearer_token_file.is_none() && client_cert.is_none() {
+                    out.push(format!(
+                        "sink {name}: give bearer_token_file, or client_cert and client_key (mutual TLS)"
+                    ));
+                }
+            }
+        }
+        if let Some(smtp) = &self.answers.smtp {
+            if smtp.client_cert.is_some() != smtp.client_key.is_some() {
+                out.push("[answers.smtp] client_cert and client_key go together".into());
+            }
+            if smtp.user.is_some() != smtp.password_file.is_some() {
+                out.push("[answers.smtp] user and password_file go together".into());
+            }
+        }
+        for (what, address) in [
+            ("[answers] from", &self.answers.from),
+            ("[answers] error_mailbox", &self.answers.error_mailbox),
+        ] {
+            if let Some(a) = address
+                && relais_mssante::domain_of(a).is_none()
+            {
+                out.push(format!("{what} is not a mail address"));
             }
         }
         for (i, r) in self.routes.iter().enumerate() {

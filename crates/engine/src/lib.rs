@@ -12,6 +12,7 @@
 //!
 //! Logs carry journal ids, states and rule codes, never patient data.
 
+pub mod answers;
 pub mod config;
 pub mod matching;
 pub mod patients;
@@ -59,6 +60,109 @@ pub struct RunSummary {
     pub retries: usize,
     /// Sources that could not be polled this time (said in the logs, retried).
     pub source_errors: usize,
+    /// Answers to senders recorded (sent, skipped or failed).
+    pub answered: usize,
+}
+
+impl RunSummary {
+    /// Adds the counts of `other` (the work of a concurrent lane or sink worker).
+    pub fn add(&mut self, other: &RunSummary) {
+        self.journaled += other.journaled;
+        self.duplicates += other.duplicates;
+        self.processed += other.processed;
+        self.filed += other.filed;
+        self.rejected += other.rejected;
+        self.awaiting_review += other.awaiting_review;
+        self.deliveries += other.deliveries;
+        self.retries += other.retries;
+        self.source_errors += other.source_errors;
+        self.answered += other.answered;
+    }
+}
+
+/// Most messages taken from the journal per processing batch.
+const BATCH_MESSAGES: u32 = 256;
+/// Most raw bytes of one processing batch (a batch holds at least one message).
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+/// Messages checked at once (the checks run on the blocking pool, one core each).
+const CHECK_CONCURRENCY: usize = 8;
+/// Journal lanes of a batch: messages of different lanes share the journal's commits.
+const LANES: usize = 16;
+/// Concurrent deliveries per sink, for sinks that take them (folder, FHIR). MLLP keeps one
+/// connection and one message at a time, as the protocol expects.
+const SINK_WORKERS: usize = 8;
+
+/// A message read and checked, waiting for its journal steps.
+struct Analysis {
+    rec: MessageRecord,
+    report: InputReport,
+    docs: Vec<ExtractedDocument>,
+    mail: sinks::MailSummary,
+}
+
+impl Analysis {
+    /// What orders this message against others: the INS of its patients and the sets of its
+    /// documents (a replacement must come after what it replaces).
+    fn order_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        for d in &self.docs {
+            let h = &d.cda.header;
+            if let Some(ins) = h.patient.as_ref().and_then(|p| p.ins.as_ref()) {
+                keys.push(format!("ins:{}", ins.value));
+            }
+            if let Some(set) = h.set_id.as_ref() {
+                keys.push(format!("set:{}", set.to_xds()));
+            }
+        }
+        keys
+    }
+}
+
+/// Splits analysed messages (in arrival order; `keys` gives each one's order keys) into
+/// segments of `n` lanes: within a lane,
+/// messages keep their order; messages sharing an order key always fall in the same lane. A
+/// message whose keys fall in different lanes closes the segment and forms one of its own, so
+/// it comes after everything before it and before everything after it.
+fn lanes<T>(items: Vec<T>, n: usize, keys: impl Fn(&T) -> Vec<String>) -> Vec<Vec<Vec<T>>> {
+    use std::hash::{Hash, Hasher};
+    let lane_of = |key: &str| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        (h.finish() % n.max(1) as u64) as usize
+    };
+    let mut segments = Vec::new();
+    let mut current: Vec<Vec<T>> = (0..n.max(1)).map(|_| Vec::new()).collect();
+    let mut spill = 0usize;
+    for a in items {
+        let mut wanted: Vec<usize> = keys(&a).iter().map(|k| lane_of(k)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        match wanted.as_slice() {
+            [] => {
+                // Nothing to order against (no document): any lane, round robin.
+                let lane = spill % current.len();
+                current[lane].push(a);
+                spill += 1;
+            }
+            [lane] => current[*lane].push(a),
+            _ => {
+                let done =
+                    std::mem::replace(&mut current, (0..n.max(1)).map(|_| Vec::new()).collect());
+                segments.push(done);
+                segments.push(vec![vec![a]]);
+            }
+        }
+    }
+    segments.push(current);
+    segments
+        .into_iter()
+        .map(|seg| {
+            seg.into_iter()
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .filter(|seg| !seg.is_empty())
+        .collect()
 }
 
 /// How long a sink worker holds a delivery before another may take it over.
@@ -72,6 +176,12 @@ pub struct Engine {
     worker: String,
     /// Whether [`Engine::recover`] ran.
     recovered: std::sync::atomic::AtomicBool,
+    /// The SMTP server answers go through, when configured.
+    answer_smtp: Option<relais_smtp::SmtpConfig>,
+    /// Whether the daemon already said that answers wait for `[answers.smtp]`.
+    answers_unconfigured_said: std::sync::atomic::AtomicBool,
+    /// The FHIR sinks, built once (token and certificates read at start).
+    fhir_sinks: std::collections::HashMap<String, sinks::fhir::FhirSink>,
     /// One open MLLP connection per DPI sink, reused between deliveries.
     mllp_clients: tokio::sync::Mutex<std::collections::HashMap<String, relais_dpi::MllpClient>>,
 }
@@ -103,7 +213,30 @@ impl Engine {
         for note in checker.notes() {
             tracing::warn!("{note}");
         }
+        let mut fhir_sinks = std::collections::HashMap::new();
+        for sink in &config.sinks {
+            if let Some(settings) = sink.fhir_settings() {
+                let built = sinks::fhir::FhirSink::new(&settings).map_err(|reason| {
+                    config::ConfigError::Invalid(format!("sink {}: {reason}", sink.name()))
+                })?;
+                fhir_sinks.insert(sink.name().to_string(), built);
+            }
+        }
+        let answer_smtp = match &config.answers.smtp {
+            Some(smtp) => Some(
+                smtp.smtp_config()
+                    .map(|mut cfg| {
+                        cfg.timeouts.connect = Duration::from_secs(10);
+                        cfg
+                    })
+                    .map_err(config::ConfigError::Invalid)?,
+            ),
+            None => None,
+        };
         Ok(Engine {
+            answer_smtp,
+            answers_unconfigured_said: std::sync::atomic::AtomicBool::new(false),
+            fhir_sinks,
             config,
             journal: Arc::new(journal),
             checker: Arc::new(checker),
@@ -139,6 +272,7 @@ impl Engine {
                             reason,
                         },
                     )?;
+                    let started = std::time::Instant::now();
                     let (mut session, fetched, new, dup) = match sources::imap::poll(
                         self.journal.as_ref(),
                         name,
@@ -156,24 +290,47 @@ impl Engine {
                     };
                     summary.journaled += new;
                     summary.duplicates += dup;
+                    let journaled = started.elapsed();
                     self.process_pending(summary).await?;
+                    let process_done = started.elapsed();
+                    // Only now that the journal holds each mail's outcome does it leave the
+                    // inbox: rejected mail to quarantine, the rest to the processed folder.
+                    let (mut processed, mut quarantined) = (Vec::new(), Vec::new());
                     for f in fetched {
                         let state = self.journal.get_message(f.message).await?.map(|m| m.state);
-                        let folder = if state == Some(MessageState::Rejected) {
-                            quarantine_folder
+                        if state == Some(MessageState::Rejected) {
+                            quarantined.push(f.uid);
                         } else {
-                            processed_folder
-                        };
-                        if let Err(e) = session.move_to(f.uid, folder).await {
-                            tracing::warn!(source = %name, uid = f.uid, code = %e.code(), "journaled mail not moved; it will be seen again and deduplicated");
+                            processed.push(f.uid);
+                        }
+                    }
+                    for (uids, folder) in [
+                        (processed, processed_folder),
+                        (quarantined, quarantine_folder),
+                    ] {
+                        if uids.is_empty() {
+                            continue;
+                        }
+                        if let Err(e) = session.move_many(&uids, folder).await {
+                            tracing::warn!(source = %name, mails = uids.len(), code = %e.code(), "journaled mails not moved; they will be seen again and deduplicated");
                         }
                     }
                     let _ = session.logout().await;
+                    tracing::debug!(
+                        target: "relais::timing",
+                        source = %name,
+                        mails = new + dup,
+                        journal_ms = journaled.as_millis() as u64,
+                        process_ms = (process_done - journaled).as_millis() as u64,
+                        move_ms = (started.elapsed() - process_done).as_millis() as u64,
+                        "IMAP poll"
+                    );
                 }
                 Source::Maildir {
                     name,
                     path,
                     consume,
+                    ..
                 } => {
                     let stats = sources::maildir::scan(self.journal.as_ref(), name, path, *consume)
                         .await
@@ -284,37 +441,69 @@ impl Engine {
     }
 
     /// Process every message still `received` (new ones, and those a crash interrupted).
+    ///
+    /// Messages are taken in batches in arrival order. Their checks run concurrently; their
+    /// journal steps run in [`lanes`]: messages that share a patient (INS) or a document set
+    /// keep their arrival order (a replacement is never filed before the document it
+    /// replaces), other messages go on side by side and share the journal's commits.
     pub async fn process_pending(&self, summary: &mut RunSummary) -> Result<(), EngineError> {
+        use futures_util::{StreamExt, TryStreamExt};
         self.recover(summary).await?;
         loop {
-            let batch = self
+            let listed = self
                 .journal
                 .list_messages(&MessageFilter {
                     state: Some(MessageState::Received),
-                    limit: 100,
+                    limit: BATCH_MESSAGES,
                     ..MessageFilter::default()
                 })
                 .await?;
-            if batch.is_empty() {
+            if listed.is_empty() {
                 return Ok(());
             }
-            // Oldest first: the journal lists newest first.
-            for rec in batch.into_iter().rev() {
-                let id = rec.id;
-                match self.process(rec).await {
-                    Ok(state) => {
-                        summary.processed += 1;
-                        match state {
-                            MessageState::Rejected => summary.rejected += 1,
-                            MessageState::AwaitingReview => summary.awaiting_review += 1,
-                            MessageState::Filed => summary.filed += 1,
-                            _ => {}
+            // Oldest first (the journal lists newest first), and no more raw bytes in memory
+            // at once than BATCH_BYTES (at least one message).
+            let mut batch = Vec::new();
+            let mut bytes = 0u64;
+            for rec in listed.into_iter().rev() {
+                if !batch.is_empty() && bytes + rec.size > BATCH_BYTES {
+                    break;
+                }
+                bytes += rec.size;
+                batch.push(rec);
+            }
+            let analyses: Vec<Analysis> = futures_util::stream::iter(batch)
+                .map(|rec| self.analyse(rec))
+                .buffered(CHECK_CONCURRENCY)
+                .try_collect()
+                .await?;
+            for segment in lanes(analyses, LANES, Analysis::order_keys) {
+                let runs = segment.into_iter().map(|lane| async move {
+                    let mut done = RunSummary::default();
+                    for a in lane {
+                        let id = a.rec.id;
+                        match self.apply(a).await {
+                            Ok(state) => {
+                                done.processed += 1;
+                                match state {
+                                    MessageState::Rejected => done.rejected += 1,
+                                    MessageState::AwaitingReview => done.awaiting_review += 1,
+                                    MessageState::Filed => done.filed += 1,
+                                    _ => {}
+                                }
+                            }
+                            Err(EngineError::Store(relais_store::StoreError::StaleState {
+                                ..
+                            })) => {
+                                tracing::debug!(message = %id, "message taken by another worker");
+                            }
+                            Err(e) => return Err(e),
                         }
                     }
-                    Err(EngineError::Store(relais_store::StoreError::StaleState { .. })) => {
-                        tracing::debug!(message = %id, "message taken by another worker");
-                    }
-                    Err(e) => return Err(e),
+                    Ok(done)
+                });
+                for lane in futures_util::future::join_all(runs).await {
+                    summary.add(&lane?);
                 }
             }
         }
@@ -333,11 +522,16 @@ impl Engine {
     /// idempotent: checks are pure, documents are recognised as the message's own, reviews and
     /// deliveries are opened once). Returns the state it ends in.
     async fn process(&self, rec: MessageRecord) -> Result<MessageState, EngineError> {
-        let id = rec.id;
-        let mut state = rec.state;
-        let raw = self.journal.read_raw(id).await?;
+        let analysis = self.analyse(rec).await?;
+        self.apply(analysis).await
+    }
+
+    /// The journal-free half of processing a message: read its raw bytes and check them
+    /// (CPU-bound, off the async threads). Analyses of many messages run at once.
+    async fn analyse(&self, rec: MessageRecord) -> Result<Analysis, EngineError> {
+        let raw = self.journal.read_raw(rec.id).await?;
         let checker = self.checker.clone();
-        let label = format!("message {id}");
+        let label = format!("message {}", rec.id);
         let (report, docs, mail) = tokio::task::spawn_blocking(move || {
             let (report, extraction) = checker.check_and_extract(&label, &raw);
             let mail = mail_summary(extraction.mail.as_ref());
@@ -345,6 +539,25 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok(Analysis {
+            rec,
+            report,
+            docs,
+            mail,
+        })
+    }
+
+    /// The journal half: take an analysed message through its state transitions, document
+    /// registration, patient matching and routing. Returns the state it ends in.
+    async fn apply(&self, analysis: Analysis) -> Result<MessageState, EngineError> {
+        let Analysis {
+            rec,
+            report,
+            docs,
+            mail,
+        } = analysis;
+        let id = rec.id;
+        let mut state = rec.state;
         let summary = report_summary(&report);
 
         if state == MessageState::Received {
@@ -400,7 +613,9 @@ impl Engine {
         // Register, deduplicate and match every document before filing any.
         let mut to_file: Vec<(DocId, &ExtractedDocument, Option<String>, Option<String>)> =
             Vec::new();
-        let mut reviews = 0;
+        // The first reason a document waits for review: the message's error (and the code its
+        // sender is told).
+        let mut review: Option<(String, String)> = None;
         for doc in &docs {
             let h = &doc.cda.header;
             let key = document_key(h);
@@ -453,7 +668,12 @@ impl Engine {
                             &format!("the document is an older version than the one already received (document {current})"),
                         )
                         .await?;
-                    reviews += 1;
+                    review.get_or_insert_with(|| {
+                        (
+                            "900".into(),
+                            "the document is older than the one already received".into(),
+                        )
+                    });
                     continue;
                 }
             };
@@ -494,20 +714,20 @@ impl Engine {
                             )
                             .await?;
                         tracing::info!(message = %id, document = %doc_id, code, "document waits for review");
-                        reviews += 1;
+                        review.get_or_insert_with(|| (code.to_string(), label.to_string()));
                     }
                 }
             } else {
                 to_file.push((doc_id, doc, None, replaces));
             }
         }
-        if reviews > 0 {
+        if let Some((code, label)) = review {
             self.journal
                 .transition(
                     id,
                     state,
                     MessageState::AwaitingReview,
-                    Event::system("awaiting_review"),
+                    Event::system("awaiting_review").with_error(&code, &label),
                 )
                 .await?;
             return Ok(MessageState::AwaitingReview);
@@ -560,7 +780,8 @@ impl Engine {
                         id,
                         MessageState::Matched,
                         MessageState::AwaitingReview,
-                        Event::system("awaiting_review"),
+                        Event::system("awaiting_review")
+                            .with_error("ROUTE-NONE", "no route sends this document to a sink"),
                     )
                     .await?;
                 return Ok(MessageState::AwaitingReview);
@@ -643,10 +864,32 @@ impl Engine {
         Ok(MessageState::Rejected)
     }
 
-    /// Deliver everything claimable, sink by sink, then close the messages whose documents are
-    /// all filed.
+    /// Deliver everything claimable, then close the messages whose documents are all filed.
+    /// Every sink is drained at once, by [`SINK_WORKERS`] workers (one for MLLP); the journal's
+    /// claims keep each patient's documents in order whatever the number of workers.
     pub async fn drain_sinks(&self, summary: &mut RunSummary) -> Result<(), EngineError> {
+        let mut runs = Vec::new();
         for sink in &self.config.sinks {
+            let workers = match sink {
+                Sink::Mllp { .. } => 1,
+                _ => SINK_WORKERS,
+            };
+            for _ in 0..workers {
+                runs.push(self.drain_sink(sink));
+            }
+        }
+        for r in futures_util::future::join_all(runs).await {
+            summary.add(&r?);
+        }
+        Ok(())
+    }
+
+    /// One worker of a sink: claim, deliver and record until nothing is claimable, or until
+    /// the sink asks to retry later.
+    async fn drain_sink(&self, sink: &Sink) -> Result<RunSummary, EngineError> {
+        let mut done = RunSummary::default();
+        let summary = &mut done;
+        {
             loop {
                 let Some(delivery) = self
                     .journal
@@ -678,6 +921,10 @@ impl Engine {
                             .await
                             .map_err(|e| EngineError::Internal(e.to_string()))?
                     }
+                    Sink::Fhir { name, .. } => match self.fhir_sinks.get(name) {
+                        Some(fhir) => fhir.deliver(&delivery.idempotency_key, &filing).await,
+                        None => SinkResult::Retry(format!("FHIR sink {name} is not set up")),
+                    },
                     Sink::Mllp {
                         name,
                         address,
@@ -711,12 +958,17 @@ impl Engine {
                 let doc = delivery.document_id;
                 match result {
                     SinkResult::Delivered(detail) => {
-                        self.journal
-                            .complete(delivery.id, Outcome::Delivered { detail })
+                        let closed = self
+                            .journal
+                            .complete_delivered(delivery.id, &detail)
                             .await?;
                         summary.deliveries += 1;
-                        tracing::info!(sink = sink.name(), document = %doc, "document filed");
-                        self.document_delivered(doc, summary).await?;
+                        if let Some(message) = closed.message_filed {
+                            summary.filed += 1;
+                            tracing::info!(sink = sink.name(), document = %doc, message = %message, "document filed; message filed");
+                        } else {
+                            tracing::info!(sink = sink.name(), document = %doc, "document filed");
+                        }
                     }
                     SinkResult::Rejected { code, text } => {
                         self.journal
@@ -762,7 +1014,7 @@ impl Engine {
                 }
             }
         }
-        Ok(())
+        Ok(done)
     }
 
     /// A delivery of `doc` succeeded: when every delivery of the document is done, the document
@@ -816,7 +1068,15 @@ impl Engine {
         let mut summary = RunSummary::default();
         self.poll_sources(&mut summary).await?;
         self.process_pending(&mut summary).await?;
+        let started = std::time::Instant::now();
         self.drain_sinks(&mut summary).await?;
+        tracing::debug!(
+            target: "relais::timing",
+            deliveries = summary.deliveries,
+            drain_ms = started.elapsed().as_millis() as u64,
+            "sinks drained"
+        );
+        self.answer_senders(&mut summary).await?;
         Ok(summary)
     }
 
@@ -1135,5 +1395,65 @@ impl Engine {
             )
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod lane_tests {
+    use super::lanes;
+
+    fn keys(item: &(u32, &'static [&'static str])) -> Vec<String> {
+        item.1.iter().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn same_key_same_lane_in_order_and_multi_key_items_are_barriers() {
+        let items: Vec<(u32, &'static [&'static str])> = vec![
+            (1, &["ins:A"]),
+            (2, &["ins:B"]),
+            (3, &["ins:A", "set:X"]),
+            (4, &[]),
+            (5, &["ins:A"]),
+            (6, &["ins:B"]),
+        ];
+        let segments = lanes(items, 4, keys);
+        // Wherever it lands, every item is there once.
+        let mut all: Vec<u32> = segments.iter().flatten().flatten().map(|i| i.0).collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2, 3, 4, 5, 6]);
+        // Within each segment, items sharing a key share a lane, in arrival order.
+        for seg in &segments {
+            for lane in seg {
+                let ids: Vec<u32> = lane.iter().map(|i| i.0).collect();
+                let mut sorted = ids.clone();
+                sorted.sort_unstable();
+                assert_eq!(ids, sorted, "order kept within a lane");
+            }
+            for key in ["ins:A", "ins:B"] {
+                let holding = seg
+                    .iter()
+                    .filter(|lane| lane.iter().any(|i| i.1.contains(&key)))
+                    .count();
+                assert!(holding <= 1, "{key} split across lanes: {seg:?}");
+            }
+        }
+        // A segment never holds an item with the same key before an earlier segment's item.
+        let position = |id: u32| {
+            segments
+                .iter()
+                .position(|seg| seg.iter().flatten().any(|i| i.0 == id))
+                .unwrap()
+        };
+        assert!(position(1) <= position(3) && position(3) <= position(5));
+        assert!(position(2) <= position(6));
+    }
+
+    #[test]
+    fn with_one_lane_everything_keeps_arrival_order() {
+        let items: Vec<(u32, &'static [&'static str])> =
+            vec![(1, &["a"]), (2, &["b"]), (3, &["c"]), (4, &[])];
+        let segments = lanes(items, 1, keys);
+        let ids: Vec<u32> = segments.iter().flatten().flatten().map(|i| i.0).collect();
+        assert_eq!(ids, vec![1, 2, 3, 4]);
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 async fn engine(root: &Path, dpi: &str) -> Engine {
     let source = Source::Maildir {
+        address: None,
         name: "bal-cardio".into(),
         path: maildir(root, &["mail/ldl-ses-n1.eml", "mail/cr-bio-n1.eml"]),
         consume: true,

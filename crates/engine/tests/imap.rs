@@ -36,6 +36,7 @@ async fn imap_mailbox_to_dpi_over_mllp() {
     let password = tmp.path().join("password");
     std::fs::write(&password, format!("{}\n", server.password())).unwrap();
     let source = Source::Imap {
+        address: None,
         name: "bal-dpi".into(),
         host: server.host(),
         port: server.ports().imaps,
@@ -84,6 +85,7 @@ async fn applicative_mailbox_with_client_certificate() {
     server.deliver_lmtp("labo", &sample("mail/cr-bio-n1.eml"));
     let tmp = tempfile::tempdir().unwrap();
     let cert_source = |with_cert: bool| Source::Imap {
+        address: None,
         name: "bal-labo".into(),
         host: server.host(),
         port: server.ports().imaps_mtls,
@@ -121,6 +123,7 @@ async fn idle_wakes_the_daemon_when_mail_arrives() {
     let password = tmp.path().join("password");
     std::fs::write(&password, server.password()).unwrap();
     let source = Source::Imap {
+        address: None,
         name: "bal-dpi".into(),
         host: server.host(),
         port: server.ports().imaps,

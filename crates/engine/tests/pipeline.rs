@@ -12,6 +12,7 @@ use std::path::Path;
 
 fn config(root: &Path, inbox: &Path, require_match: bool) -> Config {
     let source = Source::Maildir {
+        address: None,
         name: "inbox".into(),
         path: inbox.to_path_buf(),
         consume: true,

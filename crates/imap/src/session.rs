@@ -820,32 +820,44 @@ impl Session {
     /// when the server has MOVE, else `UID COPY` + `UID STORE +FLAGS (\Deleted)` + `UID EXPUNGE`.
     /// Moving a UID that no longer exists is not an error (the move already happened).
     pub async fn move_to(&mut self, uid: u32, folder: &str) -> Result<MoveMethod, ImapError> {
-        self.require_selected()?;
-        match self.move_once(uid, folder).await {
-            Err(ImapError::Command { .. }) if !self.folder_exists(folder).await? => {
-                self.ensure_folder(folder).await?;
-                self.move_once(uid, folder).await
-            }
-            other => other,
-        }
+        self.move_many(&[uid], folder).await
     }
 
-    async fn move_once(&mut self, uid: u32, folder: &str) -> Result<MoveMethod, ImapError> {
+    /// Moves several messages at once, as [`Session::move_to`] does one: one command (or one
+    /// COPY/STORE/EXPUNGE sequence) per [`MAX_UIDS_PER_COMMAND`] UIDs instead of one per mail.
+    /// Does nothing for an empty list.
+    pub async fn move_many(&mut self, uids: &[u32], folder: &str) -> Result<MoveMethod, ImapError> {
+        self.require_selected()?;
+        let mut method = MoveMethod::Move;
+        for chunk in uids.chunks(MAX_UIDS_PER_COMMAND) {
+            let set = uid_set(chunk);
+            method = match self.move_once(&set, folder).await {
+                Err(ImapError::Command { .. }) if !self.folder_exists(folder).await? => {
+                    self.ensure_folder(folder).await?;
+                    self.move_once(&set, folder).await
+                }
+                other => other,
+            }?;
+        }
+        Ok(method)
+    }
+
+    async fn move_once(&mut self, set: &str, folder: &str) -> Result<MoveMethod, ImapError> {
         let name = mutf7::encode(folder);
-        let set = uid.to_string();
+        let uids = set;
         if self.capabilities.move_command {
             let mut s = self.take()?;
-            let r = timed(self.timeouts.command, "UID MOVE", s.uid_mv(&set, &name)).await;
+            let r = timed(self.timeouts.command, "UID MOVE", s.uid_mv(set, &name)).await;
             self.settle(s, r, "UID MOVE")?;
-            tracing::debug!(uid, "message moved (MOVE)");
+            tracing::debug!(uids, "messages moved (MOVE)");
             return Ok(MoveMethod::Move);
         }
         let mut s = self.take()?;
-        let r = timed(self.timeouts.command, "UID COPY", s.uid_copy(&set, &name)).await;
+        let r = timed(self.timeouts.command, "UID COPY", s.uid_copy(set, &name)).await;
         self.settle(s, r, "UID COPY")?;
         let mut s = self.take()?;
         let r = timed(self.timeouts.command, "UID STORE", async {
-            s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+            s.uid_store(set, "+FLAGS.SILENT (\\Deleted)")
                 .await?
                 .try_collect::<Vec<_>>()
                 .await
@@ -853,16 +865,16 @@ impl Session {
         .await;
         self.settle(s, r, "UID STORE")?;
         if !self.capabilities.uidplus {
-            tracing::debug!(uid, "message copied and flagged \\Deleted (no UIDPLUS)");
+            tracing::debug!(uids, "messages copied and flagged \\Deleted (no UIDPLUS)");
             return Ok(MoveMethod::CopyStoreFlagged);
         }
         let mut s = self.take()?;
         let r = timed(self.timeouts.command, "UID EXPUNGE", async {
-            s.uid_expunge(&set).await?.try_collect::<Vec<_>>().await
+            s.uid_expunge(set).await?.try_collect::<Vec<_>>().await
         })
         .await;
         self.settle(s, r, "UID EXPUNGE")?;
-        tracing::debug!(uid, "message moved (COPY/STORE/EXPUNGE)");
+        tracing::debug!(uids, "messages moved (COPY/STORE/EXPUNGE)");
         Ok(MoveMethod::CopyStoreExpunge)
     }
 
@@ -958,5 +970,48 @@ mod tests {
         );
         assert_eq!(server_text("code: None, info: None"), "(no text)");
         assert_eq!(server_text("plain words"), "plain words");
+    }
+}
+
+/// Most UIDs named in one command by [`Session::move_many`] (keeps command lines short).
+pub const MAX_UIDS_PER_COMMAND: usize = 500;
+
+/// An IMAP sequence set for `uids`, runs of consecutive UIDs written `a:b` (`1,2,3,7` → `1:3,7`).
+fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod uid_set_tests {
+    use super::uid_set;
+
+    #[test]
+    fn runs_are_compressed() {
+        assert_eq!(uid_set(&[7]), "7");
+        assert_eq!(uid_set(&[3, 1, 2, 7, 9, 8, 2]), "1:3,7:9");
+        assert_eq!(uid_set(&[1, 3, 5]), "1,3,5");
+        assert_eq!(uid_set(&[]), "");
     }
 }

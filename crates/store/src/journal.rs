@@ -112,6 +112,11 @@ pub trait Journal: Send + Sync {
     /// over, the first to complete wins and the sink's idempotency key absorbs the double send.
     async fn complete(&self, id: DeliveryId, outcome: Outcome) -> Result<()>;
 
+    /// Records a successful delivery and closes what it completes, in the same transaction:
+    /// its document is filed once every delivery of the document is delivered, and the
+    /// document's message is filed (from `matched`) once all its documents are.
+    async fn complete_delivered(&self, id: DeliveryId, detail: &str) -> Result<Closed>;
+
     /// Gives a claimed delivery back to the queue, not to be claimed before `not_before`.
     async fn retry_later(&self, id: DeliveryId, not_before: Timestamp, error: &str) -> Result<()>;
 

@@ -343,6 +343,15 @@ pub mod event_kinds {
     pub const ANSWER_RETRY: &str = "answer_retry";
 }
 
+/// What a successful delivery closed (see [`crate::Journal::complete_delivered`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Closed {
+    /// The document is filed: every one of its deliveries is delivered.
+    pub document_filed: bool,
+    /// Its message is filed too: this is the message.
+    pub message_filed: Option<MessageId>,
+}
+
 /// Where a message stands in answering its sender (see migration `0002_answers.sql`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

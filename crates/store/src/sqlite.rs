@@ -465,6 +465,57 @@ async fn find_duplicate(
     Ok(None)
 }
 
+/// Records the outcome of an in-flight delivery; returns its new state, document and message.
+async fn complete_in(
+    tx: &mut SqliteConnection,
+    id: DeliveryId,
+    outcome: &Outcome,
+) -> Result<(DeliveryState, DocId, MessageId)> {
+    let row: Option<(String, i64, String)> =
+        sqlx::query_as("SELECT state, document_id, sink FROM deliveries WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (state, doc, sink) = row.ok_or_else(|| unknown("delivery", id))?;
+    let state = parse_col(DeliveryState::parse(&state), "deliveries", id.0, "state")?;
+    if state != DeliveryState::InFlight {
+        return Err(StoreError::DeliveryNotInFlight { id, state });
+    }
+    let now = Timestamp::now();
+    let (new_state, code, text, kind) = match &outcome {
+        Outcome::Delivered { detail } => (
+            DeliveryState::Delivered,
+            None,
+            detail.as_str(),
+            event_kinds::DELIVERY_DELIVERED,
+        ),
+        Outcome::Rejected { code, text } => (
+            DeliveryState::Rejected,
+            Some(code.as_str()),
+            text.as_str(),
+            event_kinds::DELIVERY_REJECTED,
+        ),
+    };
+    sqlx::query(
+        "UPDATE deliveries SET state = ?, outcome_code = ?, outcome_text = ?, completed_at = ?,
+                updated_at = ?, lease_owner = NULL, lease_until = NULL
+             WHERE id = ? AND state = 'in_flight'",
+    )
+    .bind(new_state.as_str())
+    .bind(code)
+    .bind(text)
+    .bind(now.0)
+    .bind(now.0)
+    .bind(id.0)
+    .execute(&mut *tx)
+    .await?;
+    let message = message_of_document(&mut *tx, DocId(doc)).await?;
+    let event = Event::system(kind)
+        .with_detail(json!({ "delivery": id.0, "doc": doc, "sink": sink, "code": code }));
+    append_event(&mut *tx, message, now, None, None, &event).await?;
+    Ok((new_state, DocId(doc), message))
+}
+
 async fn message_state(conn: &mut SqliteConnection, id: MessageId) -> Result<MessageState> {
     let state: Option<String> = sqlx::query_scalar("SELECT state FROM messages WHERE id = ?")
         .bind(id.0)
@@ -1092,51 +1143,72 @@ impl Journal for SqliteJournal {
 
     async fn complete(&self, id: DeliveryId, outcome: Outcome) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let row: Option<(String, i64, String)> =
-            sqlx::query_as("SELECT state, document_id, sink FROM deliveries WHERE id = ?")
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let (state, doc, sink) = row.ok_or_else(|| unknown("delivery", id))?;
-        let state = parse_col(DeliveryState::parse(&state), "deliveries", id.0, "state")?;
-        if state != DeliveryState::InFlight {
-            return Err(StoreError::DeliveryNotInFlight { id, state });
-        }
-        let now = Timestamp::now();
-        let (new_state, code, text, kind) = match &outcome {
-            Outcome::Delivered { detail } => (
-                DeliveryState::Delivered,
-                None,
-                detail.as_str(),
-                event_kinds::DELIVERY_DELIVERED,
-            ),
-            Outcome::Rejected { code, text } => (
-                DeliveryState::Rejected,
-                Some(code.as_str()),
-                text.as_str(),
-                event_kinds::DELIVERY_REJECTED,
-            ),
-        };
-        sqlx::query(
-            "UPDATE deliveries SET state = ?, outcome_code = ?, outcome_text = ?, completed_at = ?,
-                updated_at = ?, lease_owner = NULL, lease_until = NULL
-             WHERE id = ? AND state = 'in_flight'",
-        )
-        .bind(new_state.as_str())
-        .bind(code)
-        .bind(text)
-        .bind(now.0)
-        .bind(now.0)
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        let message = message_of_document(&mut tx, DocId(doc)).await?;
-        let event = Event::system(kind)
-            .with_detail(json!({ "delivery": id.0, "doc": doc, "sink": sink, "code": code }));
-        append_event(&mut tx, message, now, None, None, &event).await?;
+        let (state, _, _) = complete_in(&mut tx, id, &outcome).await?;
         tx.commit().await?;
-        debug!(delivery = id.0, state = %new_state, "delivery completed");
+        debug!(delivery = id.0, state = %state, "delivery completed");
         Ok(())
+    }
+
+    async fn complete_delivered(&self, id: DeliveryId, detail: &str) -> Result<Closed> {
+        let mut tx = self.begin_write().await?;
+        let outcome = Outcome::Delivered {
+            detail: detail.to_string(),
+        };
+        let (_, doc, message) = complete_in(&mut tx, id, &outcome).await?;
+        let now = Timestamp::now();
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE document_id = ? AND state <> 'delivered'",
+        )
+        .bind(doc.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut closed = Closed::default();
+        if open == 0 {
+            sqlx::query("UPDATE documents SET state = 'filed', updated_at = ? WHERE id = ?")
+                .bind(now.0)
+                .bind(doc.0)
+                .execute(&mut *tx)
+                .await?;
+            let event = Event::system(event_kinds::DOCUMENT_UPDATED).with_detail(json!({
+                "doc": doc.0,
+                "state": DocumentState::Filed.as_str(),
+                "patient_set": false,
+                "validation_set": false,
+            }));
+            append_event(&mut tx, message, now, None, None, &event).await?;
+            closed.document_filed = true;
+            let unfiled: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM documents WHERE message_id = ? AND state <> 'filed'",
+            )
+            .bind(message.0)
+            .fetch_one(&mut *tx)
+            .await?;
+            let done = sqlx::query(
+                "UPDATE messages SET state = 'filed', updated_at = ?,
+                    answer = COALESCE(answer, 'due')
+                 WHERE id = ? AND state = 'matched' AND ? = 0",
+            )
+            .bind(now.0)
+            .bind(message.0)
+            .bind(unfiled)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                append_event(
+                    &mut tx,
+                    message,
+                    now,
+                    Some(MessageState::Matched),
+                    Some(MessageState::Filed),
+                    &Event::system("filed"),
+                )
+                .await?;
+                closed.message_filed = Some(message);
+            }
+        }
+        tx.commit().await?;
+        debug!(delivery = id.0, ?closed, "delivery completed");
+        Ok(closed)
     }
 
     async fn retry_later(&self, id: DeliveryId, not_before: Timestamp, error: &str) -> Result<()> {

@@ -25,6 +25,7 @@ pub fn imap_config(source: &Source, limits: &relais_core::Limits) -> Result<Imap
         processed_folder,
         quarantine_folder,
         name,
+        ..
     } = source
     else {
         return Err("not an IMAP source".into());
@@ -84,7 +85,14 @@ pub struct Fetched {
     pub message: MessageId,
 }
 
+/// Mails fetched per round trip group: while one group is journaled, the next is fetched.
+const FETCH_GROUP: usize = 32;
+
 /// Journal every mail of the mailbox; returns the open session and what to move.
+///
+/// Fetching and journaling overlap: while the journal commits one group of mails (together,
+/// sharing its fsyncs), the next group is fetched. A mail is handed back for moving only once
+/// the journal holds it.
 pub async fn poll(
     journal: &dyn Journal,
     name: &str,
@@ -93,39 +101,77 @@ pub async fn poll(
     let mut session = relais_imap::connect(cfg).await?;
     let status = session.select().await?;
     let uids = session.uids_since(0).await?;
-    let (mut new, mut dup) = (0, 0);
-    let mut fetched = Vec::new();
-    for uid in uids {
-        let Some(raw) = session.fetch(uid).await? else {
-            continue;
-        };
+    let mut tally = Tally::default();
+    let mut pending: Vec<(u32, Vec<u8>)> = Vec::new();
+    for group in uids.chunks(FETCH_GROUP) {
+        let to_journal = std::mem::take(&mut pending);
+        let (fetched, ()) = tokio::join!(
+            fetch_group(&mut session, group),
+            journal_group(journal, name, status.uid_validity, to_journal, &mut tally)
+        );
+        pending = fetched?;
+    }
+    journal_group(journal, name, status.uid_validity, pending, &mut tally).await;
+    Ok((session, tally.fetched, tally.new, tally.duplicates))
+}
+
+#[derive(Default)]
+struct Tally {
+    fetched: Vec<Fetched>,
+    new: usize,
+    duplicates: usize,
+}
+
+async fn fetch_group(
+    session: &mut relais_imap::Session,
+    uids: &[u32],
+) -> Result<Vec<(u32, Vec<u8>)>, relais_imap::ImapError> {
+    let mut out = Vec::with_capacity(uids.len());
+    for &uid in uids {
+        if let Some(raw) = session.fetch(uid).await? {
+            out.push((uid, raw));
+        }
+    }
+    Ok(out)
+}
+
+async fn journal_group(
+    journal: &dyn Journal,
+    name: &str,
+    uidvalidity: u32,
+    mails: Vec<(u32, Vec<u8>)>,
+    tally: &mut Tally,
+) {
+    let now = Timestamp::now();
+    let results = futures_util::future::join_all(mails.iter().map(|(uid, raw)| {
         let key = SourceKey::Imap {
             mailbox: name.to_string(),
-            uidvalidity: status.uid_validity,
-            uid,
+            uidvalidity,
+            uid: *uid,
         };
-        match journal
-            .ingest(IngestRequest::new(key, &raw, Timestamp::now()))
-            .await
-        {
+        journal.ingest(IngestRequest::new(key, raw, now))
+    }))
+    .await;
+    for ((uid, _), result) in mails.iter().zip(results) {
+        let uid = *uid;
+        match result {
             Ok(IngestOutcome::New(id)) => {
-                new += 1;
+                tally.new += 1;
                 tracing::info!(source = name, uid, message = %id, "mail journaled");
-                fetched.push(Fetched { uid, message: id });
+                tally.fetched.push(Fetched { uid, message: id });
             }
             Ok(IngestOutcome::Duplicate { existing, .. }) => {
-                dup += 1;
-                fetched.push(Fetched {
+                tally.duplicates += 1;
+                tally.fetched.push(Fetched {
                     uid,
                     message: existing,
                 });
             }
             Err(e) => {
-                tracing::error!(source = name, uid, error = %e, "cannot journal a mail; it stays in the mailbox");
+                tracing::error!(source = name, uid, code = e.code(), error = %e, "cannot journal a mail; it stays in the mailbox");
             }
         }
     }
-    Ok((session, fetched, new, dup))
 }
 
 /// How long one IDLE lasts before it is renewed: servers drop IDLE after 30 minutes

@@ -57,7 +57,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     if args.once {
         let s = engine.run_once().await.map_err(|e| e.to_string())?;
         println!(
-            "relais run --once: {} new mail(s) journaled ({} already known); {} processed: {} filed, {} rejected (quarantined), {} awaiting review; {} deliveries, {} to retry",
+            "relais run --once: {} new mail(s) journaled ({} already known); {} processed: {} filed, {} rejected (quarantined), {} awaiting review; {} deliveries, {} to retry; {} answer(s) to senders",
             s.journaled,
             s.duplicates,
             s.processed,
@@ -65,7 +65,8 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
             s.rejected,
             s.awaiting_review,
             s.deliveries,
-            s.retries
+            s.retries,
+            s.answered
         );
         for sink in &engine.config().sinks {
             match sink {
@@ -74,6 +75,9 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
                 }
                 relais_engine::config::Sink::Mllp { name, address, .. } => {
                     println!("  sink {name}: HL7 MLLP to {address}")
+                }
+                relais_engine::config::Sink::Fhir { name, base_url, .. } => {
+                    println!("  sink {name}: FHIR R4 at {base_url}")
                 }
             }
         }
