@@ -655,7 +655,8 @@ pub fn default_cache_dir() -> PathBuf {
 }
 
 /// Expand the command-line inputs: files as given, directories walked recursively in name
-/// order (hidden entries and `*.md` notes skipped).
+/// order (hidden entries, `*.md` notes and the `*.json` / `*.toml` intake and configuration
+/// files that sit beside documents skipped; named explicitly, any file is checked).
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CheckError> {
     let mut out = Vec::new();
     for p in paths {
@@ -685,7 +686,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CheckError> {
     entries.sort();
     for p in entries {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with('.') || name.ends_with(".md") {
+        if name.starts_with('.') || [".md", ".json", ".toml"].iter().any(|x| name.ends_with(x)) {
             continue;
         }
         if p.is_dir() {

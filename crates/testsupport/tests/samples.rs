@@ -57,7 +57,9 @@ fn committed_samples_are_what_the_generator_writes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let generated = tree(tmp.path());
-    let committed = tree(&samples_dir());
+    // samples/outbound/ holds hand-written DPI intake examples (relais-compose), not generated.
+    let mut committed = tree(&samples_dir());
+    committed.retain(|name, _| !name.starts_with("outbound/"));
     let names = |t: &BTreeMap<String, Vec<u8>>| t.keys().cloned().collect::<Vec<_>>();
     assert_eq!(
         names(&committed),
