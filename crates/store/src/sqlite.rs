@@ -59,8 +59,10 @@ impl SqliteConfig {
 #[derive(Debug, Clone)]
 pub struct SqliteJournal {
     writer: std::sync::Arc<GroupWriter>,
-    reader: SqlitePool,
-    blobs: BlobStore,
+    /// Read pool (crate-visible so that other stores on the same database, e.g. the outbound
+    /// journal, can share it).
+    pub(crate) reader: SqlitePool,
+    pub(crate) blobs: BlobStore,
     db_path: PathBuf,
 }
 
@@ -610,7 +612,8 @@ impl SqliteJournal {
         drop(self.writer);
     }
 
-    async fn begin_write(&self) -> Result<WriteTx> {
+    /// Joins the group-committed write transaction (see `group.rs`).
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
         self.writer.begin().await
     }
 
