@@ -442,71 +442,101 @@ impl Engine {
 
     /// Process every message still `received` (new ones, and those a crash interrupted).
     ///
-    /// Messages are taken in batches in arrival order. Their checks run concurrently; their
-    /// journal steps run in [`lanes`]: messages that share a patient (INS) or a document set
-    /// keep their arrival order (a replacement is never filed before the document it
-    /// replaces), other messages go on side by side and share the journal's commits.
+    /// Messages are taken in batches in arrival order. Their checks run concurrently, and the
+    /// next batch is checked while the journal steps of the current one run. Journal steps run
+    /// in [`lanes`]: messages that share a patient (INS) or a document set keep their arrival
+    /// order (a replacement is never filed before the document it replaces), other messages go
+    /// on side by side and share the journal's commits.
     pub async fn process_pending(&self, summary: &mut RunSummary) -> Result<(), EngineError> {
-        use futures_util::{StreamExt, TryStreamExt};
         self.recover(summary).await?;
-        loop {
-            let listed = self
-                .journal
-                .list_messages(&MessageFilter {
-                    state: Some(MessageState::Received),
-                    limit: BATCH_MESSAGES,
-                    ..MessageFilter::default()
-                })
-                .await?;
-            if listed.is_empty() {
-                return Ok(());
+        let mut after = None;
+        let mut current = self
+            .analyse_batch(self.next_batch(&mut after).await?)
+            .await?;
+        while !current.is_empty() {
+            let next = self.next_batch(&mut after).await?;
+            let (applied, next) = tokio::join!(self.apply_batch(current), self.analyse_batch(next));
+            summary.add(&applied?);
+            current = next?;
+        }
+        Ok(())
+    }
+
+    /// The next messages still `received` after `after` (advanced past them), oldest first: at
+    /// most [`BATCH_MESSAGES`], and no more raw bytes than [`BATCH_BYTES`] (at least one).
+    async fn next_batch(
+        &self,
+        after: &mut Option<MessageId>,
+    ) -> Result<Vec<MessageRecord>, EngineError> {
+        let listed = self
+            .journal
+            .oldest_in_state(MessageState::Received, *after, BATCH_MESSAGES)
+            .await?;
+        let mut batch = Vec::new();
+        let mut bytes = 0u64;
+        for rec in listed {
+            if !batch.is_empty() && bytes + rec.size > BATCH_BYTES {
+                break;
             }
-            // Oldest first (the journal lists newest first), and no more raw bytes in memory
-            // at once than BATCH_BYTES (at least one message).
-            let mut batch = Vec::new();
-            let mut bytes = 0u64;
-            for rec in listed.into_iter().rev() {
-                if !batch.is_empty() && bytes + rec.size > BATCH_BYTES {
-                    break;
-                }
-                bytes += rec.size;
-                batch.push(rec);
-            }
-            let analyses: Vec<Analysis> = futures_util::stream::iter(batch)
-                .map(|rec| self.analyse(rec))
-                .buffered(CHECK_CONCURRENCY)
-                .try_collect()
-                .await?;
-            for segment in lanes(analyses, LANES, Analysis::order_keys) {
-                let runs = segment.into_iter().map(|lane| async move {
-                    let mut done = RunSummary::default();
-                    for a in lane {
-                        let id = a.rec.id;
-                        match self.apply(a).await {
-                            Ok(state) => {
-                                done.processed += 1;
-                                match state {
-                                    MessageState::Rejected => done.rejected += 1,
-                                    MessageState::AwaitingReview => done.awaiting_review += 1,
-                                    MessageState::Filed => done.filed += 1,
-                                    _ => {}
-                                }
+            bytes += rec.size;
+            *after = Some(rec.id);
+            batch.push(rec);
+        }
+        Ok(batch)
+    }
+
+    /// Reads and checks a batch, [`CHECK_CONCURRENCY`] messages at a time, keeping its order.
+    async fn analyse_batch(&self, batch: Vec<MessageRecord>) -> Result<Vec<Analysis>, EngineError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let started = std::time::Instant::now();
+        let count = batch.len();
+        let analyses = futures_util::stream::iter(batch)
+            .map(|rec| self.analyse(rec))
+            .buffered(CHECK_CONCURRENCY)
+            .try_collect()
+            .await?;
+        if count > 0 {
+            tracing::debug!(target: "relais::timing", messages = count, ms = started.elapsed().as_millis() as u64, "batch checked");
+        }
+        Ok(analyses)
+    }
+
+    /// Runs the journal steps of an analysed batch in its lanes.
+    async fn apply_batch(&self, analyses: Vec<Analysis>) -> Result<RunSummary, EngineError> {
+        let started = std::time::Instant::now();
+        let count = analyses.len();
+        let mut summary = RunSummary::default();
+        for segment in lanes(analyses, LANES, Analysis::order_keys) {
+            let runs = segment.into_iter().map(|lane| async move {
+                let mut done = RunSummary::default();
+                for a in lane {
+                    let id = a.rec.id;
+                    match self.apply(a).await {
+                        Ok(state) => {
+                            done.processed += 1;
+                            match state {
+                                MessageState::Rejected => done.rejected += 1,
+                                MessageState::AwaitingReview => done.awaiting_review += 1,
+                                MessageState::Filed => done.filed += 1,
+                                _ => {}
                             }
-                            Err(EngineError::Store(relais_store::StoreError::StaleState {
-                                ..
-                            })) => {
-                                tracing::debug!(message = %id, "message taken by another worker");
-                            }
-                            Err(e) => return Err(e),
                         }
+                        Err(EngineError::Store(relais_store::StoreError::StaleState {
+                            ..
+                        })) => {
+                            tracing::debug!(message = %id, "message taken by another worker");
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Ok(done)
-                });
-                for lane in futures_util::future::join_all(runs).await {
-                    summary.add(&lane?);
                 }
+                Ok(done)
+            });
+            for lane in futures_util::future::join_all(runs).await {
+                summary.add(&lane?);
             }
         }
+        tracing::debug!(target: "relais::timing", messages = count, ms = started.elapsed().as_millis() as u64, "batch journaled");
+        Ok(summary)
     }
 
     fn source_name(rec: &MessageRecord) -> String {

@@ -44,6 +44,15 @@ pub trait Journal: Send + Sync {
     /// when the event carries an error.
     async fn record_event(&self, id: MessageId, event: Event) -> Result<()>;
 
+    /// Up to `limit` messages in `state` with an id above `after`, oldest first: the order in
+    /// which the pipeline takes work (arrival order).
+    async fn oldest_in_state(
+        &self,
+        state: MessageState,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>>;
+
     /// Messages matching `filter`, newest first.
     async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<MessageRecord>>;
 

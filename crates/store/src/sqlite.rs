@@ -866,6 +866,25 @@ impl Journal for SqliteJournal {
         Ok(())
     }
 
+    async fn oldest_in_state(
+        &self,
+        state: MessageState,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>> {
+        sqlx::query_as::<_, MessageRow>(
+            "SELECT * FROM messages WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(state.as_str())
+        .bind(after.map_or(0, |id| id.0))
+        .bind(limit.min(MAX_LIST))
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .map(MessageRow::into_record)
+        .collect()
+    }
+
     async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<MessageRecord>> {
         sqlx::query_as::<_, MessageRow>(
             "SELECT * FROM messages

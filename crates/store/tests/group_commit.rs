@@ -226,3 +226,35 @@ async fn an_outcome_makes_the_answer_due_once() {
         "{kinds:?}"
     );
 }
+
+#[tokio::test]
+async fn work_is_listed_oldest_first_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(dir.path()).await;
+    let mut ids = Vec::new();
+    for uid in 1..=5 {
+        ids.push(ingest_new(&j, uid, &format!("o{uid}")).await);
+    }
+    j.transition(
+        ids[1],
+        MessageState::Received,
+        MessageState::Parsed,
+        Event::system("parsed"),
+    )
+    .await
+    .unwrap();
+    let page = |after, limit| {
+        let j = &j;
+        async move {
+            j.oldest_in_state(MessageState::Received, after, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(None, 2).await, vec![ids[0], ids[2]]);
+    assert_eq!(page(Some(ids[2]), 10).await, vec![ids[3], ids[4]]);
+    assert!(page(Some(ids[4]), 10).await.is_empty());
+}
