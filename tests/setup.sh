@@ -9,7 +9,7 @@ set -euo pipefail
 # relais_testsupport::mailserver for the IMAP/SMTP tests; OpenLDAP's slapd (and ldap-utils):
 # the Annuaire directory started by relais_testsupport::slapd for the LDAP tests.
 packages=(libxml2-dev libxml2-utils libsaxonhe-java openjdk-17-jdk-headless python3
-  dovecot-imapd dovecot-lmtpd postfix slapd ldap-utils)
+  dovecot-imapd dovecot-lmtpd postfix slapd ldap-utils systemd)
 
 missing=()
 for p in "${packages[@]}"; do
