@@ -12,6 +12,7 @@
 //!
 //! Logs carry journal ids, states and rule codes, never patient data.
 
+pub mod actions;
 pub mod answers;
 pub mod config;
 pub mod matching;
