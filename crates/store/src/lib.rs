@@ -29,6 +29,7 @@ mod group;
 mod journal;
 mod mailhdr;
 mod model;
+mod outbound;
 mod sqlite;
 
 pub use blob::{BlobRef, BlobStore, sha256_hex};
@@ -37,4 +38,5 @@ pub use group::WriteStats;
 pub use journal::Journal;
 pub use mailhdr::message_id_of;
 pub use model::*;
+pub use outbound::*;
 pub use sqlite::{BLOB_DIR, DATABASE_FILE, SqliteConfig, SqliteJournal};
