@@ -109,6 +109,7 @@ impl Engine {
         kind: &str,
         detail: serde_json::Value,
     ) -> Result<Step, EngineError> {
+        crate::metrics::answer(state.as_str());
         self.journal
             .record_answer(id, state, Event::system(kind).with_detail(detail))
             .await?;
@@ -243,6 +244,7 @@ impl Engine {
                             .with_detail(serde_json::json!({ "kind": kind, "code": e.code() })),
                     )
                     .await?;
+                crate::metrics::answer("retry");
                 Ok(Step::Later)
             }
             Err(e) => {

@@ -516,7 +516,9 @@ impl Config {
             } = s
             {
                 if client_cert.is_some() != client_key.is_some() {
-                    out.push(format!("sink {name}: client_cert and client_key go together"));
+                    out.push(format!(
+                        "sink {name}: client_cert and client_key go together"
+                    ));
                 }
                 if bearer_token_file.is_none() && client_cert.is_none() {
                     out.push(format!(

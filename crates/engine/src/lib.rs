@@ -16,6 +16,7 @@ pub mod actions;
 pub mod answers;
 pub mod config;
 pub mod matching;
+pub mod metrics;
 pub mod patients;
 pub mod sinks;
 pub mod sources;
@@ -283,6 +284,7 @@ impl Engine {
                     {
                         Ok(r) => r,
                         Err(e) => {
+                            metrics::source_up(name, false);
                             // A mailbox down must not stop the others: said, retried next poll.
                             tracing::error!(source = %name, code = %e.code(), error = %e, "IMAP poll failed; retrying at the next poll");
                             summary.source_errors += 1;
@@ -291,6 +293,8 @@ impl Engine {
                     };
                     summary.journaled += new;
                     summary.duplicates += dup;
+                    metrics::source_up(name, true);
+                    metrics::journaled(name, new, dup);
                     let journaled = started.elapsed();
                     self.process_pending(summary).await?;
                     let process_done = started.elapsed();
@@ -341,6 +345,7 @@ impl Engine {
                         })?;
                     summary.journaled += stats.new;
                     summary.duplicates += stats.duplicates;
+                    metrics::journaled(name, stats.new, stats.duplicates);
                 }
             }
         }
@@ -512,8 +517,10 @@ impl Engine {
                 let mut done = RunSummary::default();
                 for a in lane {
                     let id = a.rec.id;
+                    let source = Self::source_name(&a.rec);
                     match self.apply(a).await {
                         Ok(state) => {
+                            metrics::processed(&source, state.as_str());
                             done.processed += 1;
                             match state {
                                 MessageState::Rejected => done.rejected += 1,
@@ -560,6 +567,7 @@ impl Engine {
     /// The journal-free half of processing a message: read its raw bytes and check them
     /// (CPU-bound, off the async threads). Analyses of many messages run at once.
     async fn analyse(&self, rec: MessageRecord) -> Result<Analysis, EngineError> {
+        let started = std::time::Instant::now();
         let raw = self.journal.read_raw(rec.id).await?;
         let checker = self.checker.clone();
         let label = format!("message {}", rec.id);
@@ -570,6 +578,7 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?;
+        metrics::checked(started.elapsed());
         Ok(Analysis {
             rec,
             report,
@@ -944,6 +953,7 @@ impl Engine {
                         continue;
                     }
                 };
+                let attempt = std::time::Instant::now();
                 let result = match sink {
                     Sink::Folder { path, .. } => {
                         let sink = FolderSink { dir: path.clone() };
@@ -987,6 +997,15 @@ impl Engine {
                     }
                 };
                 let doc = delivery.document_id;
+                metrics::delivery(
+                    sink.name(),
+                    match &result {
+                        SinkResult::Delivered(_) => "delivered",
+                        SinkResult::Rejected { .. } => "rejected",
+                        SinkResult::Retry(_) => "retry",
+                    },
+                    attempt.elapsed(),
+                );
                 match result {
                     SinkResult::Delivered(detail) => {
                         let closed = self
@@ -1108,7 +1127,19 @@ impl Engine {
             "sinks drained"
         );
         self.answer_senders(&mut summary).await?;
+        self.record_gauges().await?;
         Ok(summary)
+    }
+
+    /// Queue depths per sink and message counts per state, for the metrics.
+    async fn record_gauges(&self) -> Result<(), EngineError> {
+        for sink in &self.config.sinks {
+            metrics::queue_depth(sink.name(), self.journal.pending_count(sink.name()).await?);
+        }
+        for (state, count) in self.journal.counts_by_state().await? {
+            metrics::messages_by_state(state.as_str(), count);
+        }
+        Ok(())
     }
 
     /// Start the ADT listener when configured; it stops when `shutdown` flips to true.
