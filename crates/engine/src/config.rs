@@ -34,6 +34,9 @@ pub struct Config {
     /// Answers to senders: the ANS MDN, or an error report to a mailbox.
     #[serde(default)]
     pub answers: Answers,
+    /// The outbound side: letters from the DPI to MSSanté, the liste blanche, the Annuaire.
+    #[serde(default)]
+    pub outbound: crate::outbound::OutboundConfig,
 }
 
 /// How senders are told what became of their mail (ANS guide: the MDN when the mail asks for
@@ -486,6 +489,7 @@ impl Config {
             }],
             routes: Vec::new(),
             answers: Answers::default(),
+            outbound: Default::default(),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod answers;
 pub mod config;
 pub mod matching;
 pub mod metrics;
+pub mod outbound;
 pub mod patients;
 pub mod sinks;
 pub mod sources;
@@ -121,48 +122,49 @@ impl Analysis {
 }
 
 /// Splits analysed messages (in arrival order; `keys` gives each one's order keys) into
-/// segments of `n` lanes: within a lane,
-/// messages keep their order; messages sharing an order key always fall in the same lane. A
-/// message whose keys fall in different lanes closes the segment and forms one of its own, so
-/// it comes after everything before it and before everything after it.
+/// segments of `n` lanes: within a lane, messages keep their order, and messages that share an
+/// order key, directly or through other messages of the segment, fall in the same lane. A new
+/// group of keys goes to the next lane in turn. A message whose keys already sit in two
+/// different lanes (it links two groups) closes the segment and forms one of its own, so it
+/// comes after everything before it and before everything after it.
 fn lanes<T>(items: Vec<T>, n: usize, keys: impl Fn(&T) -> Vec<String>) -> Vec<Vec<Vec<T>>> {
-    use std::hash::{Hash, Hasher};
-    let lane_of = |key: &str| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        (h.finish() % n.max(1) as u64) as usize
-    };
+    let n = n.max(1);
+    let fresh = || (0..n).map(|_| Vec::new()).collect::<Vec<Vec<T>>>();
     let mut segments = Vec::new();
-    let mut current: Vec<Vec<T>> = (0..n.max(1)).map(|_| Vec::new()).collect();
-    let mut spill = 0usize;
-    for a in items {
-        let mut wanted: Vec<usize> = keys(&a).iter().map(|k| lane_of(k)).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        match wanted.as_slice() {
+    let mut current = fresh();
+    let mut lane_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut next_lane = 0usize;
+    for item in items {
+        let item_keys = keys(&item);
+        let mut known: Vec<usize> = item_keys
+            .iter()
+            .filter_map(|k| lane_of.get(k).copied())
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        let lane = match known.as_slice() {
             [] => {
-                // Nothing to order against (no document): any lane, round robin.
-                let lane = spill % current.len();
-                current[lane].push(a);
-                spill += 1;
+                let lane = next_lane % n;
+                next_lane += 1;
+                lane
             }
-            [lane] => current[*lane].push(a),
+            [lane] => *lane,
             _ => {
-                let done =
-                    std::mem::replace(&mut current, (0..n.max(1)).map(|_| Vec::new()).collect());
-                segments.push(done);
-                segments.push(vec![vec![a]]);
+                segments.push(std::mem::replace(&mut current, fresh()));
+                segments.push(vec![vec![item]]);
+                lane_of.clear();
+                continue;
             }
+        };
+        for k in item_keys {
+            lane_of.insert(k, lane);
         }
+        current[lane].push(item);
     }
     segments.push(current);
     segments
         .into_iter()
-        .map(|seg| {
-            seg.into_iter()
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-        })
+        .map(|seg| seg.into_iter().filter(|l| !l.is_empty()).collect::<Vec<_>>())
         .filter(|seg| !seg.is_empty())
         .collect()
 }
@@ -186,6 +188,8 @@ pub struct Engine {
     fhir_sinks: std::collections::HashMap<String, sinks::fhir::FhirSink>,
     /// One open MLLP connection per DPI sink, reused between deliveries.
     mllp_clients: tokio::sync::Mutex<std::collections::HashMap<String, relais_dpi::MllpClient>>,
+    /// The outbound side (letters to MSSanté, DSN/MDN tracking), when `[outbound]` is set.
+    outbound: Option<outbound::Outbound>,
 }
 
 impl Engine {
@@ -235,7 +239,10 @@ impl Engine {
             ),
             None => None,
         };
+        let outbound =
+            outbound::Outbound::open(&config, &journal, &worker_id(std::process::id())).await?;
         Ok(Engine {
+            outbound,
             answer_smtp,
             answers_unconfigured_said: std::sync::atomic::AtomicBool::new(false),
             fhir_sinks,
@@ -624,6 +631,10 @@ impl Engine {
         }
 
         if state == MessageState::Parsed {
+            let sender = report.mail.as_ref().and_then(|m| m.from.first());
+            if let Some(end) = self.screen_inbound(&rec, sender.map(String::as_str)).await? {
+                return Ok(end);
+            }
             if docs.is_empty() || (!report.valid && self.config.validation.reject_invalid) {
                 return self
                     .reject(
@@ -1120,6 +1131,7 @@ impl Engine {
         self.process_pending(&mut summary).await?;
         let started = std::time::Instant::now();
         self.drain_sinks(&mut summary).await?;
+        self.outbound_once(&mut summary).await?;
         tracing::debug!(
             target: "relais::timing",
             deliveries = summary.deliveries,
@@ -1197,6 +1209,7 @@ impl Engine {
                 }
             }
         }
+        self.start_outbound_watchers(wake_tx.clone(), shutdown.clone());
         loop {
             let summary = self.run_once().await?;
             if summary != RunSummary::default() {
@@ -1508,6 +1521,26 @@ mod lane_tests {
         };
         assert!(position(1) <= position(3) && position(3) <= position(5));
         assert!(position(2) <= position(6));
+    }
+
+    #[test]
+    fn unrelated_messages_spread_over_lanes_even_with_two_keys_each() {
+        // Every message has a patient key and a set key (as real letters do): unrelated
+        // patients must still run side by side, related ones in one lane.
+        let items: Vec<(u32, &'static [&'static str])> = vec![
+            (1, &["ins:A", "set:1"]),
+            (2, &["ins:B", "set:2"]),
+            (3, &["ins:C", "set:3"]),
+            (4, &["ins:A", "set:4"]),
+            (5, &["ins:D", "set:1"]),
+        ];
+        let segments = lanes(items, 4, keys);
+        assert_eq!(segments.len(), 1, "{segments:?}");
+        let seg = &segments[0];
+        assert!(seg.len() >= 3, "unrelated messages share lanes: {seg:?}");
+        let lane_ids: Vec<Vec<u32>> = seg.iter().map(|l| l.iter().map(|i| i.0).collect()).collect();
+        // 1, 4 (same patient) and 5 (same set as 1) are one group, in order.
+        assert!(lane_ids.contains(&vec![1, 4, 5]), "{lane_ids:?}");
     }
 
     #[test]
