@@ -1,6 +1,8 @@
 //! Command-line interface (clap derive).
 
+mod annuaire;
 mod daemon;
+mod outbound;
 
 use clap::{Args, Parser, Subcommand};
 use relais_check::{CheckOptions, Checker, SchematronMode};
@@ -66,6 +68,12 @@ enum Command {
     /// The patient index used to match documents (also fed by ADT over MLLP).
     #[command(subcommand)]
     Patients(PatientsCommand),
+    /// Letters sent to MSSanté (from the watched folders) and what became of them.
+    #[command(subcommand)]
+    Outbound(outbound::OutboundCommand),
+    /// The Annuaire national MSSanté: import its published extraction, search it.
+    #[command(subcommand)]
+    Annuaire(annuaire::AnnuaireCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -31,6 +31,10 @@ pub mod send;
 pub mod tracking;
 pub mod watch;
 
+/// The Annuaire and liste blanche crate the outbound side uses, for the command line
+/// (`relais annuaire import | search`).
+pub use relais_annuaire;
+
 pub use config::{
     AnnuaireSettings, IntakeFolder, LdapSettings, ListeBlancheSettings, OutboundConfig,
     annuaire_dir,

@@ -17,6 +17,8 @@ pub(super) async fn dispatch(command: Command) -> ExitCode {
         Command::Review(cmd) => review(cmd).await,
         Command::Messages(cmd) => messages(cmd).await,
         Command::Patients(cmd) => patients(cmd).await,
+        Command::Outbound(cmd) => super::outbound::run(cmd).await,
+        Command::Annuaire(cmd) => super::annuaire::run(cmd).await,
         Command::TestConnection { source, config } => test_connection(source, config).await,
         Command::Check(_) | Command::Config(_) => unreachable!("handled synchronously"),
     };
