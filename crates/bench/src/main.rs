@@ -316,6 +316,17 @@ fn mem_probe(file: &Path) {
     println!("{hwm}");
 }
 
+/// How many patients the inbound benchmark's mails are about.
+const BENCH_PATIENTS: usize = 200;
+
+/// A test INS-NIR (13 digits and their key) for patient number `n`: the sample patient's, with
+/// another order number.
+fn bench_ins(n: usize) -> String {
+    let base = format!("2790351215{:03}", n % 1000);
+    let number: u64 = base.parse().expect("digits");
+    format!("{base}{:02}", 97 - number % 97)
+}
+
 fn inbound_suite(mails: usize) {
     use relais_engine::config::{Config, ImapSecurity, Patients, SchematronSetting, Sink, Source};
     let server = relais_testsupport::mailserver::MailServer::start();
@@ -326,14 +337,19 @@ fn inbound_suite(mails: usize) {
     let t = Instant::now();
     let mut bytes = 0;
     for i in 0..mails {
-        let cda = base.replace("LDL-2025-000123", &format!("LDL-BENCH-{i:06}"));
+        // A hospital inbox holds letters about many patients: BENCH_PATIENTS distinct INS
+        // (valid NIR keys), each with mails/BENCH_PATIENTS letters, interleaved.
+        let cda = base
+            .replace("LDL-2025-000123", &format!("LDL-BENCH-{i:06}"))
+            .replace("279035121518989", &bench_ins(i % BENCH_PATIENTS));
         let mail = numbered_mail(cda.as_bytes(), 36 * 1024, i);
         bytes += mail.len();
         server.deliver_lmtp("dpi", &mail);
     }
     println!("# relais-bench inbound");
     println!(
-        "mailbox: {mails} mails, {:.1} kB each on average, delivered over LMTP in {:.1} s",
+        "mailbox: {mails} mails about {} patients, {:.1} kB each on average, delivered over LMTP in {:.1} s",
+        BENCH_PATIENTS.min(mails),
         bytes as f64 / mails as f64 / 1000.0,
         t.elapsed().as_secs_f64()
     );

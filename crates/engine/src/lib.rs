@@ -83,6 +83,10 @@ impl RunSummary {
     }
 }
 
+/// How often a stage that follows another (processing after polling, delivering after
+/// processing) looks for new work while the one before it is still running.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(20);
+
 /// Most messages taken from the journal per processing batch.
 const BATCH_MESSAGES: u32 = 256;
 /// Most raw bytes of one processing batch (a batch holds at least one message).
@@ -164,7 +168,11 @@ fn lanes<T>(items: Vec<T>, n: usize, keys: impl Fn(&T) -> Vec<String>) -> Vec<Ve
     segments.push(current);
     segments
         .into_iter()
-        .map(|seg| seg.into_iter().filter(|l| !l.is_empty()).collect::<Vec<_>>())
+        .map(|seg| {
+            seg.into_iter()
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+        })
         .filter(|seg| !seg.is_empty())
         .collect()
 }
@@ -282,13 +290,29 @@ impl Engine {
                         },
                     )?;
                     let started = std::time::Instant::now();
-                    let (mut session, fetched, new, dup) = match sources::imap::poll(
-                        self.journal.as_ref(),
-                        name,
-                        &cfg,
-                    )
-                    .await
-                    {
+                    // Mails are processed as they are journaled: the processor follows the poll
+                    // and takes one last look once the poll has finished.
+                    let poll_done = std::sync::atomic::AtomicBool::new(false);
+                    let (polled, processed) = tokio::join!(
+                        async {
+                            let r = sources::imap::poll(self.journal.as_ref(), name, &cfg).await;
+                            poll_done.store(true, std::sync::atomic::Ordering::SeqCst);
+                            r
+                        },
+                        async {
+                            let mut done = RunSummary::default();
+                            loop {
+                                let last = poll_done.load(std::sync::atomic::Ordering::SeqCst);
+                                self.process_pending(&mut done).await?;
+                                if last {
+                                    return Ok::<_, EngineError>(done);
+                                }
+                                tokio::time::sleep(FOLLOW_INTERVAL).await;
+                            }
+                        }
+                    );
+                    summary.add(&processed?);
+                    let (mut session, fetched, new, dup) = match polled {
                         Ok(r) => r,
                         Err(e) => {
                             metrics::source_up(name, false);
@@ -302,8 +326,6 @@ impl Engine {
                     summary.duplicates += dup;
                     metrics::source_up(name, true);
                     metrics::journaled(name, new, dup);
-                    let journaled = started.elapsed();
-                    self.process_pending(summary).await?;
                     let process_done = started.elapsed();
                     // Only now that the journal holds each mail's outcome does it leave the
                     // inbox: rejected mail to quarantine, the rest to the processed folder.
@@ -332,8 +354,7 @@ impl Engine {
                         target: "relais::timing",
                         source = %name,
                         mails = new + dup,
-                        journal_ms = journaled.as_millis() as u64,
-                        process_ms = (process_done - journaled).as_millis() as u64,
+                        journal_and_process_ms = process_done.as_millis() as u64,
                         move_ms = (started.elapsed() - process_done).as_millis() as u64,
                         "IMAP poll"
                     );
@@ -632,7 +653,10 @@ impl Engine {
 
         if state == MessageState::Parsed {
             let sender = report.mail.as_ref().and_then(|m| m.from.first());
-            if let Some(end) = self.screen_inbound(&rec, sender.map(String::as_str)).await? {
+            if let Some(end) = self
+                .screen_inbound(&rec, sender.map(String::as_str))
+                .await?
+            {
                 return Ok(end);
             }
             if docs.is_empty() || (!report.valid && self.config.validation.reject_invalid) {
@@ -1127,17 +1151,43 @@ impl Engine {
     /// Poll, process and deliver until nothing is left to do now.
     pub async fn run_once(&self) -> Result<RunSummary, EngineError> {
         let mut summary = RunSummary::default();
-        self.poll_sources(&mut summary).await?;
-        self.process_pending(&mut summary).await?;
-        let started = std::time::Instant::now();
-        self.drain_sinks(&mut summary).await?;
-        self.outbound_once(&mut summary).await?;
-        tracing::debug!(
-            target: "relais::timing",
-            deliveries = summary.deliveries,
-            drain_ms = started.elapsed().as_millis() as u64,
-            "sinks drained"
+        // The sinks are drained while mail is still being polled and processed, then once
+        // more when everything upstream is done.
+        let upstream_done = std::sync::atomic::AtomicBool::new(false);
+        let (upstream, drained) = tokio::join!(
+            async {
+                let mut s = RunSummary::default();
+                let r = async {
+                    self.poll_sources(&mut s).await?;
+                    self.process_pending(&mut s).await
+                }
+                .await;
+                upstream_done.store(true, std::sync::atomic::Ordering::SeqCst);
+                r.map(|()| s)
+            },
+            async {
+                let started = std::time::Instant::now();
+                let mut s = RunSummary::default();
+                loop {
+                    let last = upstream_done.load(std::sync::atomic::Ordering::SeqCst);
+                    self.drain_sinks(&mut s).await?;
+                    if last {
+                        break;
+                    }
+                    tokio::time::sleep(FOLLOW_INTERVAL).await;
+                }
+                tracing::debug!(
+                    target: "relais::timing",
+                    deliveries = s.deliveries,
+                    drain_ms = started.elapsed().as_millis() as u64,
+                    "sinks drained"
+                );
+                Ok::<_, EngineError>(s)
+            }
         );
+        summary.add(&upstream?);
+        summary.add(&drained?);
+        self.outbound_once(&mut summary).await?;
         self.answer_senders(&mut summary).await?;
         self.record_gauges().await?;
         Ok(summary)
@@ -1538,7 +1588,10 @@ mod lane_tests {
         assert_eq!(segments.len(), 1, "{segments:?}");
         let seg = &segments[0];
         assert!(seg.len() >= 3, "unrelated messages share lanes: {seg:?}");
-        let lane_ids: Vec<Vec<u32>> = seg.iter().map(|l| l.iter().map(|i| i.0).collect()).collect();
+        let lane_ids: Vec<Vec<u32>> = seg
+            .iter()
+            .map(|l| l.iter().map(|i| i.0).collect())
+            .collect();
         // 1, 4 (same patient) and 5 (same set as 1) are one group, in order.
         assert!(lane_ids.contains(&vec![1, 4, 5]), "{lane_ids:?}");
     }

@@ -40,6 +40,8 @@ pub(crate) struct GroupWriter {
     /// Calls committed, and the commits they took.
     calls: AtomicU64,
     commits: AtomicU64,
+    /// Time spent in COMMIT since the last timing log line.
+    commit_micros: AtomicU64,
 }
 
 /// How well writes were grouped since the journal was opened.
@@ -95,6 +97,7 @@ impl GroupWriter {
             outcomes: std::sync::Mutex::new(Outcomes::default()),
             calls: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
         })
     }
 
@@ -191,10 +194,24 @@ impl GroupWriter {
             let mut g = self.shared.lock().await;
             self.settle(&mut g).await;
             if g.open == Some(batch) {
+                let started = std::time::Instant::now();
                 match sqlx::query("COMMIT").execute(&mut g.conn).await {
                     Ok(_) => {
                         g.open = None;
-                        self.commits.fetch_add(1, Ordering::Relaxed);
+                        let commits = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+                        self.commit_micros
+                            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        if commits.is_multiple_of(512) {
+                            let calls = self.calls.load(Ordering::Relaxed);
+                            let micros = self.commit_micros.swap(0, Ordering::Relaxed);
+                            debug!(
+                                target: "relais::timing",
+                                commits,
+                                calls,
+                                avg_commit_us = micros / 512,
+                                "journal group commits"
+                            );
+                        }
                         self.finish(batch, None);
                     }
                     Err(e) => {
