@@ -632,3 +632,54 @@ async fn smtp_down_then_up_sends_once_and_a_crash_in_flight_is_held_not_resent()
         "the held letter was not sent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inbound_mail_from_outside_the_liste_blanche_and_unmatched_reports_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = common::maildir(tmp.path(), &["mail/ldl-ses-n1.eml"]);
+    // A DSN for a letter this Relais never sent.
+    let dsn = "From: MAILER-DAEMON@operateur.test\r\nTo: service@ch-demo.mssante.fr\r\n\
+Message-ID: <dsn-1@operateur.test>\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+--B\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\
+--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; operateur.test\r\n\r\n\
+Final-Recipient: rfc822; someone@elsewhere.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <never-sent@ch-demo.mssante.fr>\r\n\r\n\
+--B--\r\n";
+    std::fs::write(inbox.join("new/1700000099.dsn.relais-test"), dsn).unwrap();
+    let lb = tmp.path().join("liste-blanche.txt");
+    std::fs::write(&lb, "autre-hopital.mssante.fr\n").unwrap();
+    let mut c = config(
+        tmp.path(),
+        vec![Source::Maildir {
+            address: None,
+            name: "inbox".into(),
+            path: inbox,
+            consume: true,
+        }],
+        vec![Sink::Folder {
+            name: "out".into(),
+            path: tmp.path().join("out"),
+        }],
+        false,
+    );
+    c.outbound.liste_blanche = Some(ListeBlancheSettings {
+        path: lb,
+        check_interval_secs: 60,
+        enforce_on_intake: true,
+    });
+    let e = Engine::open(c).await.unwrap();
+    let s = e.run_once().await.unwrap();
+    assert_eq!((s.journaled, s.rejected, s.filed), (2, 2, 0), "{s:?}");
+    let mut codes: Vec<String> = e
+        .journal()
+        .list_messages(&MessageFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.last_error.unwrap().code)
+        .collect();
+    codes.sort();
+    assert_eq!(codes, ["MSS-REPORT-UNMATCHED", "MSS-SENDER-NOT-ALLOWED"]);
+}
