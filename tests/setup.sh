@@ -7,9 +7,10 @@ set -euo pipefail
 # a JDK and Saxon-HE (schematron worker), python3 (reference tools),
 # Dovecot (IMAP + LMTP) and Postfix (SMTP): the real mail servers started by
 # relais_testsupport::mailserver for the IMAP/SMTP tests; OpenLDAP's slapd (and ldap-utils):
-# the Annuaire directory started by relais_testsupport::slapd for the LDAP tests.
+# the Annuaire directory started by relais_testsupport::slapd for the LDAP tests; Chromium and
+# chromedriver: the real browser of the console's tests (relais_testsupport::browser).
 packages=(libxml2-dev libxml2-utils libsaxonhe-java openjdk-17-jdk-headless python3
-  dovecot-imapd dovecot-lmtpd postfix slapd ldap-utils systemd)
+  dovecot-imapd dovecot-lmtpd postfix slapd ldap-utils systemd chromium chromium-driver)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -40,10 +41,10 @@ for tool in xmllint java javac; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is still missing after install" >&2; exit 1; }
 done
 test -f /usr/share/java/Saxon-HE.jar || { echo "setup: /usr/share/java/Saxon-HE.jar missing" >&2; exit 1; }
-# The mail servers of the IMAP/SMTP tests and the LDAP server of the Annuaire tests, checked by
-# path (/usr/sbin may be off a non-root PATH).
+# The mail servers of the IMAP/SMTP tests, the LDAP server of the Annuaire tests and the browser
+# of the console tests, checked by path (/usr/sbin may be off a non-root PATH).
 for f in /usr/sbin/dovecot /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp /usr/sbin/postfix \
-  /usr/sbin/slapd /usr/sbin/slapadd; do
+  /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/chromium /usr/bin/chromedriver; do
   test -x "$f" || { echo "setup: $f is still missing after install" >&2; exit 1; }
 done
 test -f /usr/lib/ldap/back_mdb.so || { echo "setup: slapd's MDB backend is missing" >&2; exit 1; }

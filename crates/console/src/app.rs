@@ -204,14 +204,13 @@ async fn not_found() -> Response {
     views::error_page(StatusCode::NOT_FOUND, None, "There is no such page.")
 }
 
-/// Whether a POST comes from a page of this console: a browser says where a request comes
-/// from (`Sec-Fetch-Site`, `Origin`); anything cross-site is refused before the handler runs.
-/// The CSRF token is checked as well, by each handler.
+/// Whether a POST comes from a page of this console. Browsers say where a request comes from:
+/// `Sec-Fetch-Site` (all current browsers) must be `same-origin` (or `none`: typed by the
+/// user); without it, `Origin` must name this host. Anything cross-site is refused before the
+/// handler runs; the CSRF token is checked as well, by each handler.
 fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return false;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
@@ -224,7 +223,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"))
         .unwrap_or("");
-    authority.eq_ignore_ascii_case(host)
+    !authority.is_empty() && authority.eq_ignore_ascii_case(host)
 }
 
 /// Refuses cross-site POSTs and adds the security headers to every response.

@@ -144,6 +144,41 @@ fn person_name(n: Node) -> String {
     }
 }
 
+/// A patient's name with the CI-SIS qualifiers spelled out (birth name, used name, birth
+/// given names...), each part escaped.
+fn patient_name(n: Node) -> Markup {
+    let label = |kind: &str, q: Option<&str>| match (kind, q) {
+        ("family", Some("BR")) => "birth name",
+        ("family", Some("SP" | "CL")) => "used name",
+        ("family", _) => "name",
+        ("given", Some("BR")) => "first birth given name",
+        ("given", Some("CL")) => "used given name",
+        ("given", _) => "given names",
+        _ => "",
+    };
+    let parts: Vec<(&str, String)> = n
+        .children()
+        .filter(|c| is(c, "family") || is(c, "given"))
+        .map(|c| {
+            (
+                label(c.tag_name().name(), c.attribute("qualifier")),
+                text_of(c),
+            )
+        })
+        .filter(|(_, t)| !t.is_empty())
+        .collect();
+    html! {
+        @if parts.is_empty() {
+            (text_of(n))
+        } @else {
+            @for (i, (label, value)) in parts.iter().enumerate() {
+                @if i > 0 { ", " }
+                span.muted { (label) " " } strong { (value) }
+            }
+        }
+    }
+}
+
 fn ii(n: Node) -> String {
     match (n.attribute("root"), n.attribute("extension")) {
         (Some(r), Some(e)) => format!("{e} ({r})"),
@@ -218,7 +253,7 @@ fn header(root: Node) -> Markup {
             }
             @if let Some(p) = patient {
                 tr { th { "Patient" } td {
-                    @for n in children(p, "name") { div { (person_name(n)) } }
+                    @for n in children(p, "name") { div { (patient_name(n)) } }
                     @if let Some(g) = child(p, "administrativeGenderCode").and_then(|g| g.attribute("code")) {
                         span.muted { "sex " (g) }
                     }
@@ -398,7 +433,11 @@ mod tests {
         assert!(!out.contains("<script>"));
         assert!(out.contains("2025-03-12 10:15 +0100"));
         assert!(out.contains("INS-NIR (test)"));
-        assert!(out.contains("Camille RELAIS-TEST"));
+        assert!(
+            out.contains("given names </span><strong>Camille</strong>")
+                && out.contains("birth name </span><strong>RELAIS-TEST</strong>"),
+            "{out}"
+        );
         assert!(out.contains("<strong>important</strong>"));
         assert!(out.contains("<ol><li>un</li><li>deux</li></ol>"));
         assert!(out.contains("<td>&lt;b&gt;1</td>"));

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod browser;
 pub mod dpi_peer;
 pub mod fhir_peer;
 pub mod mailserver;
