@@ -276,9 +276,14 @@ async fn health() -> impl IntoResponse {
     )
 }
 
-/// Ready when the journal answers a query.
+/// Ready when the journal answers a query (the newest message: one index look-up, cheap
+/// whatever the journal's size, so probes can come often).
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.engine.journal().counts_by_state().await {
+    let newest = relais_store::MessageFilter {
+        limit: 1,
+        ..relais_store::MessageFilter::default()
+    };
+    match state.engine.journal().list_messages(&newest).await {
         Ok(_) => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             "ready\n",

@@ -42,13 +42,12 @@ async fn shot(c: &Client, name: &str) {
 }
 
 /// The text of the page's `main` element.
+/// (Empty while a page is being replaced: the element found may go stale before it is read.)
 async fn main_text(c: &Client) -> String {
-    c.find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    match c.find(Locator::Css("main")).await {
+        Ok(main) => main.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 /// Waits until the page's main text contains `needle` (reloading if `reload`).
@@ -67,6 +66,18 @@ async fn wait_text(c: &Client, needle: &str, reload: bool) -> String {
         if reload {
             c.refresh().await.unwrap();
         }
+    }
+}
+
+/// Waits until the browser's URL contains `needle` (a submitted form's page has loaded).
+async fn wait_url(c: &Client, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !c.current_url().await.unwrap().as_str().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser never reached a URL with {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -180,11 +191,7 @@ async fn scenario(c: &Client, base: &str, engine: &relais_engine::Engine) {
     let form = c.form(Locator::Css("form.search")).await.unwrap();
     form.set_by_name("sender", "labo").await.unwrap();
     form.submit().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("table.messages"))
-        .await
-        .unwrap();
+    wait_url(c, "sender=labo").await;
     let rows = c
         .find_all(Locator::Css("table.messages tbody tr"))
         .await
@@ -207,6 +214,16 @@ async fn scenario(c: &Client, base: &str, engine: &relais_engine::Engine) {
     let message_url = c.current_url().await.unwrap().to_string();
     let id: i64 = message_url.rsplit('/').next().unwrap().parse().unwrap();
     shot(c, "04-message-detail").await;
+
+    // The PDF opens inline in the browser's viewer (CSP allows the viewer on that answer only).
+    c.goto(&format!("{base}/messages/{id}/documents/0/pdf"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(c.current_url().await.unwrap().path().ends_with("/pdf"));
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshot_dir().join("04b-document-pdf.png"), png).unwrap();
+    c.goto(&message_url).await.unwrap();
 
     // Reprocess it: back through the pipeline, and back in the queue (no patient yet), with the
     // operator's name in the trail.
