@@ -53,8 +53,12 @@ pub struct ParsedReport {
 
 /// Whether the header block of a mail says `multipart/report`.
 pub fn is_report_head(head: &[u8]) -> bool {
+    let mut block = head.to_vec();
+    if !block.ends_with(b"\n\n") && !block.ends_with(b"\r\n\r\n") {
+        block.extend_from_slice(b"\r\n\r\n");
+    }
     MessageParser::default()
-        .parse_headers(head)
+        .parse_headers(&block)
         .and_then(|m| {
             m.content_type().map(|ct| {
                 ct.ctype().eq_ignore_ascii_case("multipart")
