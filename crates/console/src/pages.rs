@@ -21,9 +21,11 @@ use std::time::{Duration, Instant};
 
 /// Rows per page of the message browser.
 const PAGE: usize = 50;
-/// Most journal rows one page of the browser looks through when filtering on what the journal
-/// cannot filter itself (source, document type, IPP).
-const SCAN_CHEAP: usize = 2_000;
+/// Most journal rows one page of the browser looks through when filtering on the source alone
+/// (read from the rows themselves: no query per row).
+const SCAN_SOURCE: usize = 20_000;
+/// Same, when filtering on the document type or the IPP (one query per row).
+const SCAN_DOCUMENTS: usize = 2_000;
 /// Same, when the sender is searched (each mail's header is read).
 const SCAN_SENDER: usize = 500;
 /// The dashboard's window, and the most messages it looks at.
@@ -469,8 +471,10 @@ pub(crate) async fn messages(
     let needs_docs = !doctype.is_empty() || !ipp.is_empty();
     let scan_cap = if !sender.is_empty() {
         SCAN_SENDER
-    } else if needs_docs || !source.is_empty() {
-        SCAN_CHEAP
+    } else if needs_docs {
+        SCAN_DOCUMENTS
+    } else if !source.is_empty() {
+        SCAN_SOURCE
     } else {
         PAGE
     };
@@ -482,7 +486,7 @@ pub(crate) async fn messages(
     let mut exhausted = false;
     if problems.is_empty() {
         'scan: while rows.len() < PAGE && scanned < scan_cap {
-            let want = (scan_cap - scanned).min(200) as u32;
+            let want = (scan_cap - scanned).min(1_000) as u32;
             let batch = match journal
                 .list_messages(&MessageFilter {
                     state: st,
