@@ -6,8 +6,10 @@
 //! may or may not have reached the server, so it is **held for review** and a person decides
 //! (`relais outbound resolve`). The same holds for an error whose moment says the server may
 //! have the message (the connection lost after the message's last line was sent). Errors
-//! before that point (server unreachable, 4xx) give the letter back to the queue with a
-//! growing delay; permanent refusals (5xx, trust, configuration) fail it.
+//! before that point (server unreachable, 4xx, and problems of trust, certificate or login
+//! that a person fixes once for all letters) give the letter back to the queue with a growing
+//! delay; only the server's refusal of the letter itself (5xx to its sender, recipients or
+//! content, a size it does not take) fails it.
 
 use std::time::Duration;
 
@@ -46,6 +48,27 @@ pub fn outcome_unknown(e: &SmtpError) -> bool {
     match e {
         SmtpError::Timeout { phase, .. } => AFTER_DATA.contains(phase),
         SmtpError::ConnectionLost { during, .. } => AFTER_DATA.contains(during),
+        _ => false,
+    }
+}
+
+/// Whether an SMTP error is the server's verdict on this letter (a refused sender, recipient
+/// or message, a size the server does not take) rather than a problem of the connection or
+/// of the configuration (trust, certificate, login), which a person fixes once for every
+/// letter: those keep the letter queued.
+pub fn refuses_the_letter(e: &SmtpError) -> bool {
+    use relais_smtp::Stage;
+    match e {
+        SmtpError::Rejected { stage, reply, .. } => {
+            !reply.is_transient()
+                && matches!(
+                    stage,
+                    Stage::MailFrom | Stage::RcptTo | Stage::Data | Stage::DataEnd
+                )
+        }
+        SmtpError::MessageTooLarge { .. }
+        | SmtpError::Address { .. }
+        | SmtpError::EightBitUnsupported => true,
         _ => false,
     }
 }
@@ -252,7 +275,10 @@ impl Outbound {
                 tracing::warn!(letter = %id, code = e.code(), "send interrupted after the message was sent: held for review");
                 Ok(false)
             }
-            Err(e) if e.is_transient() => {
+            Err(e) if e.is_transient() || !refuses_the_letter(&e) => {
+                if !e.is_transient() {
+                    tracing::error!(letter = %id, code = e.code(), error = %e, "the submission server cannot be used as configured: letters wait in the queue until this is fixed");
+                }
                 let wait = self.backoff(letter.attempts);
                 let _ = self
                     .outbox
@@ -289,6 +315,29 @@ impl Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_servers_verdict_fails_a_letter() {
+        let reply = |code| relais_smtp::Reply {
+            code,
+            enhanced: None,
+            text: "x".into(),
+        };
+        assert!(refuses_the_letter(&SmtpError::Rejected {
+            stage: relais_smtp::Stage::RcptTo,
+            reply: reply(550),
+            hint: "",
+        }));
+        assert!(!refuses_the_letter(&SmtpError::Rejected {
+            stage: relais_smtp::Stage::RcptTo,
+            reply: reply(450),
+            hint: "",
+        }));
+        assert!(!refuses_the_letter(&SmtpError::StartTlsUnavailable));
+        assert!(!refuses_the_letter(&SmtpError::Config {
+            reason: "x".into()
+        }));
+    }
 
     #[test]
     fn only_errors_after_the_data_leave_the_outcome_unknown() {
