@@ -68,6 +68,21 @@ impl ConsoleConfig {
         }
     }
 
+    /// Reads the `[console]` table of the daemon's configuration file and checks it (for a
+    /// configuration that keeps the section as a raw TOML table, since the engine's
+    /// configuration cannot name this crate's type).
+    pub fn from_toml(section: toml::Table) -> Result<ConsoleConfig, crate::ConsoleError> {
+        let config: ConsoleConfig = toml::Value::Table(section)
+            .try_into()
+            .map_err(|e| crate::ConsoleError::Config(format!("[console]: {e}")))?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(crate::ConsoleError::Config(problems.join("; ")))
+        }
+    }
+
     /// Whether the console itself serves TLS.
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some()
@@ -120,6 +135,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen_addr"), "{e}");
+    }
+
+    #[test]
+    fn from_a_raw_table() {
+        let table: toml::Table =
+            toml::from_str("users_file = \"u.toml\"\nlisten = \"127.0.0.1:9000\"").unwrap();
+        let c = ConsoleConfig::from_toml(table).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        let bad: toml::Table = toml::from_str("users = \"u.toml\"").unwrap();
+        let e = ConsoleConfig::from_toml(bad).unwrap_err().to_string();
+        assert!(e.starts_with("[console]") && e.contains("users"), "{e}");
+        let open: toml::Table =
+            toml::from_str("users_file = \"u\"\nlisten = \"0.0.0.0:443\"").unwrap();
+        assert!(ConsoleConfig::from_toml(open).is_err());
     }
 
     #[test]
