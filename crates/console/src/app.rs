@@ -179,6 +179,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/logout", post(logout))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(crate::metrics::render))
         .route("/static/style.css", get(static_files::style))
         .route("/dashboard", get(pages::dashboard))
         .route("/messages", get(pages::messages))

@@ -36,6 +36,7 @@ mod app;
 mod auth;
 pub mod cda;
 mod config;
+pub mod metrics;
 mod pages;
 mod static_files;
 pub mod users;

@@ -34,6 +34,10 @@ pub struct Config {
     /// Answers to senders: the ANS MDN, or an error report to a mailbox.
     #[serde(default)]
     pub answers: Answers,
+    /// The web console (`relais_console::ConsoleConfig`), read by the `relais` binary: the
+    /// console is built on the engine, so the engine keeps this section as it is.
+    #[serde(default)]
+    pub console: Option<toml::Table>,
     /// The outbound side: letters from the DPI to MSSanté, the liste blanche, the Annuaire.
     #[serde(default)]
     pub outbound: crate::outbound::OutboundConfig,
@@ -489,6 +493,7 @@ impl Config {
             }],
             routes: Vec::new(),
             answers: Answers::default(),
+            console: None,
             outbound: Default::default(),
         }
     }
@@ -531,6 +536,7 @@ impl Config {
                 }
             }
         }
+        out.extend(self.outbound.problems());
         if let Some(smtp) = &self.answers.smtp {
             if smtp.client_cert.is_some() != smtp.client_key.is_some() {
                 out.push("[answers.smtp] client_cert and client_key go together".into());

@@ -71,6 +71,9 @@ enum Command {
     /// Letters sent to MSSanté (from the watched folders) and what became of them.
     #[command(subcommand)]
     Outbound(outbound::OutboundCommand),
+    /// Accounts of the web console (the `[console] users_file`).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// The Annuaire national MSSanté: import its published extraction, search it.
     #[command(subcommand)]
     Annuaire(annuaire::AnnuaireCommand),
@@ -82,6 +85,23 @@ enum PatientsCommand {
     /// ipp,ins,ins_oid,birth_family,given_birth_first,birth_given_names,birth_date,sex,birthplace_insee,identity_status
     Import {
         file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Add an account. The password is read from the terminal without echo, or from standard
+    /// input when it is piped; at least 12 characters.
+    Add {
+        name: String,
+        /// viewer (read only), operator (acts on messages and reviews) or admin.
+        #[arg(long)]
+        role: String,
+        /// The accounts file; default: `users_file` of the configuration's [console].
+        #[arg(long, value_name = "FILE")]
+        users_file: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -200,6 +220,12 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check(args),
         Command::Config(ConfigCommand::Check(args)) => config_check(&args),
+        Command::Users(UsersCommand::Add {
+            name,
+            role,
+            users_file,
+            config,
+        }) => users_add(&name, &role, users_file, &config),
         other => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(daemon::dispatch(other)),
             Err(e) => {
@@ -215,7 +241,21 @@ fn config_check(args: &ConfigArg) -> ExitCode {
         eprintln!("relais config check: give --config FILE (or set RELAIS_CONFIG)");
         return ExitCode::from(EXIT_USAGE);
     };
-    match relais_engine::config::Config::load(path) {
+    let console = |c: &relais_engine::config::Config| -> Result<(), String> {
+        if let Some(section) = c.console.clone() {
+            let console =
+                relais_console::ConsoleConfig::from_toml(section).map_err(|e| e.to_string())?;
+            let problems = console.problems();
+            if !problems.is_empty() {
+                return Err(format!("[console] {}", problems.join("; ")));
+            }
+        }
+        Ok(())
+    };
+    match relais_engine::config::Config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|c| console(&c).map(|()| c))
+    {
         Ok(c) => {
             println!(
                 "{}: configuration OK: {} source(s), {} sink(s), {} route(s), data in {}",
@@ -231,6 +271,63 @@ fn config_check(args: &ConfigArg) -> ExitCode {
             eprintln!("relais config check: {e}");
             ExitCode::from(EXIT_USAGE)
         }
+    }
+}
+
+/// Shortest console password accepted.
+const MIN_PASSWORD_CHARS: usize = 12;
+
+fn users_add(name: &str, role: &str, file: Option<PathBuf>, config: &ConfigArg) -> ExitCode {
+    let fail = |msg: String| {
+        eprintln!("relais users add: {msg}");
+        ExitCode::from(EXIT_USAGE)
+    };
+    let Some(role) = relais_console::Role::parse(role) else {
+        return fail(format!("unknown role {role:?}: viewer, operator or admin"));
+    };
+    let file = match file {
+        Some(f) => f,
+        None => {
+            let Some(path) = &config.config else {
+                return fail(
+                    "give --users-file FILE, or --config FILE with a [console] section".into(),
+                );
+            };
+            let section = match relais_engine::config::Config::load(path) {
+                Ok(c) => c.console,
+                Err(e) => return fail(e.to_string()),
+            };
+            match section.map(relais_console::ConsoleConfig::from_toml) {
+                Some(Ok(c)) => c.users_file,
+                Some(Err(e)) => return fail(e.to_string()),
+                None => return fail(format!("{} has no [console] section", path.display())),
+            }
+        }
+    };
+    use std::io::IsTerminal as _;
+    let password = if std::io::stdin().is_terminal() {
+        match rpassword::prompt_password(format!("password for {name}: ")) {
+            Ok(p) => p,
+            Err(e) => return fail(format!("cannot read the password: {e}")),
+        }
+    } else {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().read_line(&mut line) {
+            return fail(format!("cannot read the password from standard input: {e}"));
+        }
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return fail(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    match relais_console::add_user(&file, name, role, &password) {
+        Ok(()) => {
+            println!("account {name} added to {}", file.display());
+            ExitCode::from(EXIT_VALID)
+        }
+        Err(e) => fail(e.to_string()),
     }
 }
 

@@ -20,7 +20,9 @@ pub(super) async fn dispatch(command: Command) -> ExitCode {
         Command::Outbound(cmd) => super::outbound::run(cmd).await,
         Command::Annuaire(cmd) => super::annuaire::run(cmd).await,
         Command::TestConnection { source, config } => test_connection(source, config).await,
-        Command::Check(_) | Command::Config(_) => unreachable!("handled synchronously"),
+        Command::Check(_) | Command::Config(_) | Command::Users(_) => {
+            unreachable!("handled synchronously")
+        }
     };
     match result {
         Ok(code) => code,
@@ -98,6 +100,20 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     {
         println!("ADT listener on {addr}");
     }
+    let engine = std::sync::Arc::new(engine);
+    let console = match engine.config().console.clone() {
+        Some(section) => {
+            relais_console::metrics::install()?;
+            let cfg =
+                relais_console::ConsoleConfig::from_toml(section).map_err(|e| e.to_string())?;
+            let running = relais_console::serve(engine.clone(), cfg, rx.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("console on {} (metrics at /metrics)", running.url());
+            Some(running)
+        }
+        None => None,
+    };
     tokio::spawn(async move {
         wait_for_signal().await;
         let _ = tx.send(true);
@@ -107,6 +123,9 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         .run(Duration::from_secs(args.interval.max(1)), rx)
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(console) = console {
+        console.stopped().await;
+    }
     Ok(ExitCode::from(EXIT_VALID))
 }
 
