@@ -8,9 +8,12 @@ set -euo pipefail
 # Dovecot (IMAP + LMTP) and Postfix (SMTP): the real mail servers started by
 # relais_testsupport::mailserver for the IMAP/SMTP tests; OpenLDAP's slapd (and ldap-utils):
 # the Annuaire directory started by relais_testsupport::slapd for the LDAP tests; Chromium and
-# chromedriver: the real browser of the console's tests (relais_testsupport::browser).
+# chromedriver: the real browser of the console's tests (relais_testsupport::browser);
+# PostgreSQL: the server started by relais_testsupport::postgres for the PostgreSQL journal's
+# tests (the package also creates the non-root `postgres` user that server runs as).
 packages=(libxml2-dev libxml2-utils libsaxonhe-java openjdk-17-jdk-headless python3
-  dovecot-imapd dovecot-lmtpd postfix slapd ldap-utils systemd chromium chromium-driver)
+  dovecot-imapd dovecot-lmtpd postfix slapd ldap-utils systemd chromium chromium-driver
+  postgresql)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -48,6 +51,15 @@ for f in /usr/sbin/dovecot /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp /usr/sbin
   test -x "$f" || { echo "setup: $f is still missing after install" >&2; exit 1; }
 done
 test -f /usr/lib/ldap/back_mdb.so || { echo "setup: slapd's MDB backend is missing" >&2; exit 1; }
+# The PostgreSQL server binaries (versioned directory) and the user the test server runs as.
+pg_ok=""
+for d in /usr/lib/postgresql/*/bin; do
+  if [ -x "$d/initdb" ] && [ -x "$d/postgres" ] && [ -x "$d/pg_isready" ] && [ -x "$d/psql" ]; then
+    pg_ok="$d"
+  fi
+done
+[ -n "$pg_ok" ] || { echo "setup: PostgreSQL's initdb/postgres are missing from /usr/lib/postgresql/*/bin" >&2; exit 1; }
+id postgres >/dev/null 2>&1 || { echo "setup: the postgres system user is missing" >&2; exit 1; }
 # PyPI: hl7apy, the HL7 implementation of the DPI test peer (tests/peers/dpi_peer.py).
 # Debian's own python3 refuses plain pip installs (PEP 668): fall back to the explicit flag.
 if ! python3 -c 'import hl7apy' 2>/dev/null; then

@@ -15,6 +15,7 @@ pub mod dpi_peer;
 pub mod fhir_peer;
 pub mod mailserver;
 pub mod pki;
+pub mod postgres;
 pub mod slapd;
 
 /// The workspace root (the folder holding the top `Cargo.toml`).
