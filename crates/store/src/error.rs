@@ -19,6 +19,17 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The PostgreSQL journal database could not be reached or refused the login.
+    #[error(
+        "cannot connect to the journal database {target}: {source}; check the host and port, the user and password, that PostgreSQL accepts connections from this host (pg_hba.conf), and the TLS settings (sslmode, sslrootcert)"
+    )]
+    Connect {
+        /// The database as `user@host:port/database` (never the password).
+        target: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
     /// The embedded migrations could not be applied.
     #[error(
         "cannot apply the journal schema migrations: {0}; a database written by a newer Relais cannot be opened by an older one"
@@ -131,7 +142,7 @@ impl StoreError {
     /// The stable code of this error (see [`crate::codes`]).
     pub fn code(&self) -> &'static str {
         match self {
-            StoreError::Open { .. } => codes::STORE_OPEN,
+            StoreError::Open { .. } | StoreError::Connect { .. } => codes::STORE_OPEN,
             StoreError::Migrate(_) => codes::STORE_MIGRATE,
             StoreError::Database(_) => codes::STORE_DB,
             StoreError::BlobIo { .. } => codes::STORE_BLOB_IO,

@@ -18,25 +18,31 @@
 //!   merges.
 //!
 //! All of it sits behind the async [`Journal`] trait; [`SqliteJournal`] implements it on SQLite
-//! (WAL, `synchronous=FULL`), PostgreSQL will follow with the same trait and a sibling
-//! migrations folder. Ids are database integers that are never reused. Logs (tracing) carry ids,
-//! states and codes only, never patient data; [`PatientRecord`]'s `Debug` is redacted.
+//! (WAL, `synchronous=FULL`, one node), [`PgJournal`] on PostgreSQL (several instances on several
+//! hosts sharing one database; raw mails stored in the database), each with its migrations
+//! folder. [`Leases`] gives one instance at a time a job such as polling a mailbox. Ids are
+//! database integers that are never reused. Logs (tracing) carry ids, states and codes only,
+//! never patient data; [`PatientRecord`]'s `Debug` is redacted.
 
 pub mod blob;
 pub mod codes;
 mod error;
 mod group;
 mod journal;
+mod leases;
 mod mailhdr;
 mod model;
 mod outbound;
+mod postgres;
 mod sqlite;
 
 pub use blob::{BlobRef, BlobStore, sha256_hex};
 pub use error::{Result, StoreError};
 pub use group::WriteStats;
 pub use journal::Journal;
+pub use leases::{LeaseInfo, Leases};
 pub use mailhdr::message_id_of;
 pub use model::*;
 pub use outbound::*;
+pub use postgres::{PgConfig, PgJournal};
 pub use sqlite::{BLOB_DIR, DATABASE_FILE, SqliteConfig, SqliteJournal};
