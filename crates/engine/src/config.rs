@@ -16,6 +16,10 @@ pub struct Config {
     /// Where the journal, the raw mails and the default output live.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Where the journal lives: SQLite in `data_dir` (default), or PostgreSQL when several
+    /// instances share the work.
+    #[serde(default)]
+    pub journal: JournalSettings,
     #[serde(default)]
     pub validation: Validation,
     #[serde(default)]
@@ -155,6 +159,30 @@ impl SmtpSettings {
         };
         Ok(cfg)
     }
+}
+
+/// `[journal]`: the journal's database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSettings {
+    /// `sqlite` (default: `data_dir/journal`, one instance) or `postgres`.
+    #[serde(default)]
+    pub kind: JournalKind,
+    /// For `postgres`: a file holding the connection URL
+    /// (`postgres://user:password@host:5432/relais?sslmode=verify-full&sslrootcert=...`),
+    /// kept out of the configuration because it carries the password.
+    pub url_file: Option<PathBuf>,
+    /// For `postgres`: most connections this instance opens (default 10).
+    pub max_connections: Option<u32>,
+}
+
+/// The journal's database engine.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalKind {
+    #[default]
+    Sqlite,
+    Postgres,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -471,6 +499,7 @@ impl Config {
     /// an output folder, patient matching off (there is no patient index in the demo).
     pub fn embedded_default(samples: &Path) -> Config {
         Config {
+            journal: JournalSettings::default(),
             data_dir: default_data_dir(),
             validation: Validation {
                 reject_invalid: true,
@@ -537,6 +566,14 @@ impl Config {
             }
         }
         out.extend(self.outbound.problems());
+        if self.journal.kind == JournalKind::Postgres {
+            if self.journal.url_file.is_none() {
+                out.push("[journal] kind = \"postgres\" needs url_file (a file holding the connection URL)".into());
+            }
+            if self.outbound.is_enabled() {
+                out.push("[outbound] keeps its letters in the SQLite journal for now: it cannot run with [journal] kind = \"postgres\"".into());
+            }
+        }
         if let Some(smtp) = &self.answers.smtp {
             if smtp.client_cert.is_some() != smtp.client_key.is_some() {
                 out.push("[answers.smtp] client_cert and client_key go together".into());

@@ -208,7 +208,30 @@ impl Engine {
         if !problems.is_empty() {
             return Err(config::ConfigError::Invalid(problems.join("; ")).into());
         }
-        let journal = SqliteJournal::open(config.data_dir.join("journal")).await?;
+        let (journal, sqlite): (Arc<dyn Journal>, Option<SqliteJournal>) = match config.journal.kind
+        {
+            config::JournalKind::Sqlite => {
+                let j = SqliteJournal::open(config.data_dir.join("journal")).await?;
+                (Arc::new(j.clone()), Some(j))
+            }
+            config::JournalKind::Postgres => {
+                let file = config.journal.url_file.clone().unwrap_or_default();
+                let url = std::fs::read_to_string(&file).map_err(|e| {
+                    config::ConfigError::Invalid(format!(
+                        "[journal] cannot read url_file {}: {e}",
+                        file.display()
+                    ))
+                })?;
+                let mut pg = relais_store::PgConfig::new(url.trim());
+                if let Some(n) = config.journal.max_connections {
+                    pg.max_connections = n;
+                }
+                (
+                    Arc::new(relais_store::PgJournal::open_with(pg).await?),
+                    None,
+                )
+            }
+        };
         let options = CheckOptions {
             pack: config.validation.pack.clone(),
             mappings: config.validation.mappings.clone(),
@@ -247,15 +270,17 @@ impl Engine {
             ),
             None => None,
         };
-        let outbound =
-            outbound::Outbound::open(&config, &journal, &worker_id(std::process::id())).await?;
+        let outbound = match &sqlite {
+            Some(j) => outbound::Outbound::open(&config, j, &worker_id(std::process::id())).await?,
+            None => None,
+        };
         Ok(Engine {
             outbound,
             answer_smtp,
             answers_unconfigured_said: std::sync::atomic::AtomicBool::new(false),
             fhir_sinks,
             config,
-            journal: Arc::new(journal),
+            journal,
             checker: Arc::new(checker),
             worker: worker_id(std::process::id()),
             mllp_clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
