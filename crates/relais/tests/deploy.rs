@@ -74,3 +74,38 @@ fn container_file_copies_only_what_exists() {
     }
     assert!(copies >= 2, "{file}");
 }
+
+#[test]
+fn kubernetes_configuration_checks_and_kustomization_names_existing_files() {
+    let dir = root().join("deploy/kubernetes");
+    let out = Command::new(env!("CARGO_BIN_EXE_relais"))
+        .args(["config", "check", "--config"])
+        .arg(dir.join("relais.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kustomization = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap();
+    let mut named = 0;
+    for line in kustomization.lines() {
+        // List items that are file names (`- name: ...` items are generator entries).
+        let Some(item) = line.trim().strip_prefix("- ") else {
+            continue;
+        };
+        if item.contains(':') {
+            continue;
+        }
+        assert!(
+            dir.join(item).is_file(),
+            "kustomization names a missing file: {item}"
+        );
+        named += 1;
+    }
+    assert!(named >= 4, "{kustomization}");
+    // The probes point at the console's unauthenticated endpoints.
+    let deployment = std::fs::read_to_string(dir.join("relais.yaml")).unwrap();
+    assert!(deployment.contains("path: /health") && deployment.contains("path: /ready"));
+}
