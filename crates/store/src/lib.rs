@@ -34,6 +34,7 @@ mod mailhdr;
 mod model;
 mod outbound;
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use blob::{BlobRef, BlobStore, sha256_hex};

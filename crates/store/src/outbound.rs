@@ -722,10 +722,7 @@ fn check_key(what: &str, value: &str) -> Result<()> {
 }
 
 fn unknown(id: LetterId) -> StoreError {
-    StoreError::UnknownId {
-        what: "letter",
-        id: id.to_string(),
-    }
+    crate::rows::unknown("letter", id)
 }
 
 fn strip_angles(message_id: &str) -> &str {
