@@ -987,144 +987,140 @@ impl Engine {
     /// One worker of a sink: claim, deliver and record until nothing is claimable, or until
     /// the sink asks to retry later.
     async fn drain_sink(&self, sink: &Sink) -> Result<RunSummary, EngineError> {
-        let mut done = RunSummary::default();
-        let summary = &mut done;
-        {
-            loop {
-                let Some(delivery) = self
-                    .journal
-                    .claim_next(sink.name(), &self.worker, LEASE)
-                    .await?
-                else {
-                    break;
-                };
-                let filing: Filing = match serde_json::from_slice(&delivery.payload) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        self.journal
-                            .complete(
-                                delivery.id,
-                                Outcome::Rejected {
-                                    code: "SINK-PAYLOAD".into(),
-                                    text: format!("unreadable journaled payload: {e}"),
-                                },
-                            )
-                            .await?;
-                        continue;
-                    }
-                };
-                let attempt = std::time::Instant::now();
-                let result = match sink {
-                    Sink::Folder { path, .. } => {
-                        let sink = FolderSink { dir: path.clone() };
-                        let key = delivery.idempotency_key.clone();
-                        tokio::task::spawn_blocking(move || sink.deliver(&key, &filing))
-                            .await
-                            .map_err(|e| EngineError::Internal(e.to_string()))?
-                    }
-                    Sink::Fhir { name, .. } => match self.fhir_sinks.get(name) {
-                        Some(fhir) => fhir.deliver(&delivery.idempotency_key, &filing).await,
-                        None => SinkResult::Retry(format!("FHIR sink {name} is not set up")),
-                    },
-                    Sink::Mllp {
-                        name,
-                        address,
-                        sending_application,
-                        sending_facility,
-                        receiving_application,
-                        receiving_facility,
-                        connect_timeout_secs,
-                        ack_timeout_secs,
-                    } => {
-                        let mllp = sinks::mllp::MllpSink::new(
-                            address,
-                            relais_dpi::Endpoints {
-                                sending_application: sending_application.clone(),
-                                sending_facility: sending_facility.clone(),
-                                receiving_application: receiving_application.clone(),
-                                receiving_facility: receiving_facility.clone(),
-                                processing_id: "P".into(),
+        let mut summary = RunSummary::default();
+        loop {
+            let Some(delivery) = self
+                .journal
+                .claim_next(sink.name(), &self.worker, LEASE)
+                .await?
+            else {
+                break;
+            };
+            let filing: Filing = match serde_json::from_slice(&delivery.payload) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.journal
+                        .complete(
+                            delivery.id,
+                            Outcome::Rejected {
+                                code: "SINK-PAYLOAD".into(),
+                                text: format!("unreadable journaled payload: {e}"),
                             },
-                            Duration::from_secs(*connect_timeout_secs),
-                            Duration::from_secs(*ack_timeout_secs),
-                            self.config.limits.clone(),
-                        );
-                        let mut clients = self.mllp_clients.lock().await;
-                        let client = clients
-                            .entry(name.clone())
-                            .or_insert_with(|| relais_dpi::MllpClient::new(mllp.client.clone()));
-                        mllp.deliver(client, delivery.id.0, &filing).await
+                        )
+                        .await?;
+                    continue;
+                }
+            };
+            let attempt = std::time::Instant::now();
+            let result = match sink {
+                Sink::Folder { path, .. } => {
+                    let sink = FolderSink { dir: path.clone() };
+                    let key = delivery.idempotency_key.clone();
+                    tokio::task::spawn_blocking(move || sink.deliver(&key, &filing))
+                        .await
+                        .map_err(|e| EngineError::Internal(e.to_string()))?
+                }
+                Sink::Fhir { name, .. } => match self.fhir_sinks.get(name) {
+                    Some(fhir) => fhir.deliver(&delivery.idempotency_key, &filing).await,
+                    None => SinkResult::Retry(format!("FHIR sink {name} is not set up")),
+                },
+                Sink::Mllp {
+                    name,
+                    address,
+                    sending_application,
+                    sending_facility,
+                    receiving_application,
+                    receiving_facility,
+                    connect_timeout_secs,
+                    ack_timeout_secs,
+                } => {
+                    let mllp = sinks::mllp::MllpSink::new(
+                        address,
+                        relais_dpi::Endpoints {
+                            sending_application: sending_application.clone(),
+                            sending_facility: sending_facility.clone(),
+                            receiving_application: receiving_application.clone(),
+                            receiving_facility: receiving_facility.clone(),
+                            processing_id: "P".into(),
+                        },
+                        Duration::from_secs(*connect_timeout_secs),
+                        Duration::from_secs(*ack_timeout_secs),
+                        self.config.limits.clone(),
+                    );
+                    let mut clients = self.mllp_clients.lock().await;
+                    let client = clients
+                        .entry(name.clone())
+                        .or_insert_with(|| relais_dpi::MllpClient::new(mllp.client.clone()));
+                    mllp.deliver(client, delivery.id.0, &filing).await
+                }
+            };
+            let doc = delivery.document_id;
+            metrics::delivery(
+                sink.name(),
+                match &result {
+                    SinkResult::Delivered(_) => "delivered",
+                    SinkResult::Rejected { .. } => "rejected",
+                    SinkResult::Retry(_) => "retry",
+                },
+                attempt.elapsed(),
+            );
+            match result {
+                SinkResult::Delivered(detail) => {
+                    let closed = self
+                        .journal
+                        .complete_delivered(delivery.id, &detail)
+                        .await?;
+                    summary.deliveries += 1;
+                    if let Some(message) = closed.message_filed {
+                        summary.filed += 1;
+                        tracing::info!(sink = sink.name(), document = %doc, message = %message, "document filed; message filed");
+                    } else {
+                        tracing::info!(sink = sink.name(), document = %doc, "document filed");
                     }
-                };
-                let doc = delivery.document_id;
-                metrics::delivery(
-                    sink.name(),
-                    match &result {
-                        SinkResult::Delivered(_) => "delivered",
-                        SinkResult::Rejected { .. } => "rejected",
-                        SinkResult::Retry(_) => "retry",
-                    },
-                    attempt.elapsed(),
-                );
-                match result {
-                    SinkResult::Delivered(detail) => {
-                        let closed = self
+                }
+                SinkResult::Rejected { code, text } => {
+                    self.journal
+                        .complete(
+                            delivery.id,
+                            Outcome::Rejected {
+                                code: code.clone(),
+                                text: text.clone(),
+                            },
+                        )
+                        .await?;
+                    self.journal
+                        .open_review(
+                            ReviewSubject::Document(doc),
+                            &code,
+                            &format!("sink {} refused the document: {text}", sink.name()),
+                        )
+                        .await?;
+                    if let Some(d) = self.journal.get_document(doc).await? {
+                        let _ = self
                             .journal
-                            .complete_delivered(delivery.id, &detail)
-                            .await?;
-                        summary.deliveries += 1;
-                        if let Some(message) = closed.message_filed {
-                            summary.filed += 1;
-                            tracing::info!(sink = sink.name(), document = %doc, message = %message, "document filed; message filed");
-                        } else {
-                            tracing::info!(sink = sink.name(), document = %doc, "document filed");
-                        }
-                    }
-                    SinkResult::Rejected { code, text } => {
-                        self.journal
-                            .complete(
-                                delivery.id,
-                                Outcome::Rejected {
-                                    code: code.clone(),
-                                    text: text.clone(),
-                                },
+                            .transition(
+                                d.message_id,
+                                MessageState::Matched,
+                                MessageState::AwaitingReview,
+                                Event::system("awaiting_review").with_error(&code, &text),
                             )
-                            .await?;
-                        self.journal
-                            .open_review(
-                                ReviewSubject::Document(doc),
-                                &code,
-                                &format!("sink {} refused the document: {text}", sink.name()),
-                            )
-                            .await?;
-                        if let Some(d) = self.journal.get_document(doc).await? {
-                            let _ = self
-                                .journal
-                                .transition(
-                                    d.message_id,
-                                    MessageState::Matched,
-                                    MessageState::AwaitingReview,
-                                    Event::system("awaiting_review").with_error(&code, &text),
-                                )
-                                .await;
-                        }
-                        summary.awaiting_review += 1;
+                            .await;
                     }
-                    SinkResult::Retry(text) => {
-                        let backoff = Duration::from_secs(
-                            2u64.saturating_pow(delivery.attempts.min(8)).min(300),
-                        );
-                        self.journal
-                            .retry_later(delivery.id, Timestamp::now().plus(backoff), &text)
-                            .await?;
-                        summary.retries += 1;
-                        tracing::warn!(sink = sink.name(), document = %doc, attempt = delivery.attempts, "delivery failed, will retry");
-                        break;
-                    }
+                    summary.awaiting_review += 1;
+                }
+                SinkResult::Retry(text) => {
+                    let backoff =
+                        Duration::from_secs(2u64.saturating_pow(delivery.attempts.min(8)).min(300));
+                    self.journal
+                        .retry_later(delivery.id, Timestamp::now().plus(backoff), &text)
+                        .await?;
+                    summary.retries += 1;
+                    tracing::warn!(sink = sink.name(), document = %doc, attempt = delivery.attempts, "delivery failed, will retry");
+                    break;
                 }
             }
         }
-        Ok(done)
+        Ok(summary)
     }
 
     /// A delivery of `doc` succeeded: when every delivery of the document is done, the document
