@@ -13,6 +13,11 @@ if [ -z "${RELAIS_ANS_DIR:-}" ] && [ ! -d ../shared/ans ]; then
   exit 1
 fi
 
+# Incremental compilation caches help edit-compile loops, not a whole-suite run; without them
+# the build takes a fraction of the disk (it once filled the CI machine's disk).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+echo "== disk before the build: $(df -h --output=avail . | tail -1 | tr -d ' ') free"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -21,3 +26,4 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== fuzz smoke run"
 cargo run --locked -q -p relais-fuzz --bin fuzz-smoke -- --seconds "${RELAIS_FUZZ_SECONDS:-20}"
+echo "== disk after the run: $(df -h --output=avail . | tail -1 | tr -d ' ') free, target/ $(du -sh target 2>/dev/null | cut -f1)"
