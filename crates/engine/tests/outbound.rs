@@ -633,6 +633,66 @@ async fn smtp_down_then_up_sends_once_and_a_crash_in_flight_is_held_not_resent()
     );
 }
 
+/// A stop between the two renames of a drop's move leaves one file in the drop folder and its
+/// partner in `done/`. At the next scan the file joins its partner: it is neither taken again as
+/// a new letter nor left to become an orphan. A lone file that pairs with no journaled letter
+/// (same name, other bytes) stays where it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drop_whose_move_was_cut_short_is_finished_not_taken_again() {
+    let server = MailServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let password = password_file(tmp.path(), &server);
+    let root = tmp.path().join("sender");
+    // Nothing listens there: letters stay queued, which is all this test needs.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut c = config(&root, vec![], vec![], false);
+    c.outbound = outbound(&root, &server, port, &password);
+    let engine = Engine::open(c).await.unwrap();
+    let o = engine.outbound().unwrap();
+    let outbox = o.outbox().clone();
+    let drop_dir = root.join("drop");
+    let done = drop_dir.join("done");
+    let dpi = server.address("dpi");
+    let letter_pdf = pdf(&["Lettre interrompue"]);
+    drop_letter(
+        &drop_dir,
+        "half",
+        &letter_pdf,
+        &intake_json(&[&dpi], "half"),
+    );
+    let s = take(&engine, Duration::from_secs(10)).await;
+    assert_eq!(s.queued, 1, "{s:?}");
+    assert_eq!(files_in(&done), ["half.json", "half.pdf"]);
+
+    for (left_behind, kept) in [("half.json", "half.pdf"), ("half.pdf", "half.json")] {
+        std::fs::rename(done.join(left_behind), drop_dir.join(left_behind)).unwrap();
+        assert_eq!(files_in(&done), [kept]);
+        // Past stable_secs (1 s), a few scans.
+        for _ in 0..4 {
+            let s = o.once().await.unwrap();
+            assert_eq!((s.queued, s.refused, s.duplicates), (0, 0, 0), "{s:?}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert!(files_in(&drop_dir).is_empty(), "{:?}", files_in(&drop_dir));
+        assert_eq!(files_in(&done), ["half.json", "half.pdf"]);
+    }
+    assert_eq!(letters(&outbox).await.len(), 1, "no second letter");
+
+    // A new PDF under the same name, other bytes: not the journaled pair; it waits for its
+    // metadata file like any incomplete drop.
+    std::fs::write(drop_dir.join("half.pdf"), pdf(&["Autre lettre"])).unwrap();
+    for _ in 0..4 {
+        let s = o.once().await.unwrap();
+        assert_eq!((s.queued, s.refused, s.duplicates), (0, 0, 0), "{s:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(files_in(&drop_dir), ["half.pdf"]);
+    assert_eq!(files_in(&done), ["half.json", "half.pdf"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn inbound_mail_from_outside_the_liste_blanche_and_unmatched_reports_are_rejected() {
     let tmp = tempfile::tempdir().unwrap();

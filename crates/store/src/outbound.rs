@@ -655,6 +655,9 @@ pub trait Outbox: Send + Sync {
     /// The letter sent with this DSN envelope id.
     async fn find_letter_by_envelope_id(&self, envelope_id: &str) -> Result<Option<LetterId>>;
 
+    /// The letter journaled from exactly this source (kind, key and SHA-256), if any.
+    async fn find_letter_by_source(&self, source: &LetterSource) -> Result<Option<LetterId>>;
+
     /// Takes the oldest letter that is due (queued with `not_before` reached, or claimed under
     /// an expired lease: nothing was sent) for `worker` for `lease`. Each claim counts as an
     /// attempt.
@@ -1314,6 +1317,19 @@ impl Outbox for SqliteJournal {
             "SELECT id FROM letters WHERE envelope_id = ? ORDER BY id DESC LIMIT 1",
         )
         .bind(envelope_id.trim())
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(id.map(LetterId))
+    }
+
+    async fn find_letter_by_source(&self, source: &LetterSource) -> Result<Option<LetterId>> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM letters
+             WHERE source_kind = ? AND source_key = ? AND source_sha256 = ?",
+        )
+        .bind(source.kind.as_str())
+        .bind(&source.key)
+        .bind(&source.sha256)
         .fetch_optional(&self.reader)
         .await?;
         Ok(id.map(LetterId))

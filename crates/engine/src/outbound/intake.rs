@@ -6,7 +6,9 @@
 //! taken. A ready drop is checked and built (see [`Outbound::prepare`]), journaled, and only
 //! then moved: to `done/`, or to `error/` with `<name>.reason.txt` (the code and what to do).
 //! If Relais stops between the journal and the move, the drop is seen again, recognised as the
-//! same drop (same path, same bytes) and moved without being journaled or sent twice.
+//! same drop (same path, same bytes) and moved without being journaled or sent twice. If it
+//! stops between the two files of a move, the file left behind joins its partner at the next
+//! scan (it pairs with a journaled letter), instead of waiting as an incomplete drop.
 //!
 //! A file left without its partner for `orphan_secs` goes to `error/` too (journaled as a
 //! refused letter), so that nothing waits forever unseen.
@@ -313,6 +315,12 @@ impl Outbound {
                         .await?;
                 }
                 _ => {
+                    if let [lone] = files.as_slice()
+                        && lone.stable
+                        && self.finish_interrupted_move(folder, &stem, lone).await?
+                    {
+                        continue;
+                    }
                     let (code, why) = if meta.len() > 1 {
                         (
                             codes::DROP_AMBIGUOUS,
@@ -457,6 +465,72 @@ impl Outbound {
         .await
     }
 
+    /// Finishes the move of a drop cut short between its two files (Relais stopped after moving
+    /// one): the file left behind is paired with each same-named partner in `done/` and
+    /// `error/` (`<stem>.<ext>` or `<stem>.<letter>.<ext>`), and if that pair is the source of a
+    /// journaled letter, the file joins its partner. Answers whether it was moved. A lone file
+    /// that pairs with no journaled letter is a new, incomplete drop and waits as such.
+    async fn finish_interrupted_move(
+        &self,
+        folder: &IntakeFolder,
+        stem: &str,
+        lone: &Seen,
+    ) -> Result<bool, EngineError> {
+        let lone_ext = lone
+            .path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let lone_is_pdf = lone_ext == "pdf";
+        if !lone_is_pdf && lone_ext != "json" && lone_ext != "toml" {
+            return Ok(false);
+        }
+        let Ok(lone_bytes) = std::fs::read(&lone.path) else {
+            return Ok(false);
+        };
+        for dir in [folder.done_dir(), folder.error_dir()] {
+            for (partner, original_name) in partners_in(&dir, stem, lone_is_pdf) {
+                let Ok(partner_bytes) = std::fs::read(&partner) else {
+                    continue;
+                };
+                let (meta_path, meta, pdf) = if lone_is_pdf {
+                    (
+                        folder.path.join(&original_name),
+                        &partner_bytes,
+                        &lone_bytes,
+                    )
+                } else {
+                    (lone.path.clone(), &lone_bytes, &partner_bytes)
+                };
+                let source = LetterSource {
+                    kind: LetterSourceKind::Folder,
+                    key: meta_path.to_string_lossy().into_owned(),
+                    sha256: sha256_of_parts(&[meta, pdf]),
+                };
+                let Some(id) = self.outbox.find_letter_by_source(&source).await? else {
+                    continue;
+                };
+                let path = lone.path.clone();
+                let target = dir.clone();
+                let moved =
+                    tokio::task::spawn_blocking(move || move_into(&path, &target, id.0)).await;
+                match moved {
+                    Ok(Ok(_)) => {
+                        tracing::info!(letter = %id, dir = %dir.display(), "finished moving a drop interrupted by a stop");
+                        self.forget(&[&lone.path]);
+                        return Ok(true);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(letter = %id, error = %e, "could not finish moving an interrupted drop; retrying at the next scan");
+                        return Ok(true);
+                    }
+                    Err(e) => return Err(EngineError::Internal(e.to_string())),
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Journals files that do not make a drop as a refused letter and moves them to `error/`.
     async fn refuse_files(
         &self,
@@ -558,6 +632,38 @@ impl Outbound {
         }
         Ok(())
     }
+}
+
+/// The files of `dir` that may be the partner of a drop file named `<stem>.*` (a metadata file
+/// if `of_pdf`, else a PDF), as `move_into` names them (`<stem>.<ext>` or
+/// `<stem>.<letter>.<ext>`), each with the name it had in the drop folder.
+fn partners_in(dir: &Path, stem: &str, of_pdf: bool) -> Vec<(PathBuf, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let prefix = format!("{stem}.");
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let ext = match rest.split_once('.') {
+            Some((letter, ext)) if letter.bytes().all(|b| b.is_ascii_digit()) => ext,
+            Some(_) => continue,
+            None => rest,
+        };
+        let lower = ext.to_ascii_lowercase();
+        let wanted = if of_pdf {
+            lower == "json" || lower == "toml"
+        } else {
+            lower == "pdf"
+        };
+        if wanted {
+            out.push((entry.path(), format!("{stem}.{ext}")));
+        }
+    }
+    out
 }
 
 /// Moves `path` into `dir` under its name (with `.<letter>` before the extension when the name
