@@ -78,5 +78,14 @@ if ! python3 -c 'import fhir.resources.R4B.bundle' 2>/dev/null; then
 fi
 python3 -c 'import fhir.resources.R4B.bundle' ||
   { echo "setup: fhir.resources is still missing after install" >&2; exit 1; }
+# PyPI: lxml (XSD) and saxonche (SaxonC-HE, XSLT for the schematrons), the libraries of the
+# reference pipeline the benchmarks compare Relais with (tests/reference/reference_pipeline.py).
+if ! python3 -c 'import lxml.etree, saxonche' 2>/dev/null; then
+  echo "setup: installing lxml and saxonche (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check lxml==6.1.3 saxonche==13.1.1 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages lxml==6.1.3 saxonche==13.1.1
+fi
+python3 -c 'import lxml.etree, saxonche' ||
+  { echo "setup: lxml or saxonche is still missing after install" >&2; exit 1; }
 
 echo "setup: test prerequisites present"
