@@ -174,4 +174,21 @@ pub trait Journal: Send + Sync {
     /// ADT A40: `merged_ipp` is merged into `surviving_ipp` (which must be known; the merged one
     /// is created as a stub if unknown). Earlier merges into `merged_ipp` follow it.
     async fn merge_patients(&self, surviving_ipp: &str, merged_ipp: &str) -> Result<()>;
+
+    // --- Retention --------------------------------------------------------------------------
+
+    /// Prunes finished messages past the policy's horizons (see `prune.rs`), in transactions of
+    /// about `chunk_rows` rows each so that intake waits for one chunk at most; with `dry_run`,
+    /// writes nothing and reports what would go. Every chunk leaves an audit record.
+    async fn prune(
+        &self,
+        policy: &crate::prune::PrunePolicy,
+        dry_run: bool,
+        chunk_rows: u32,
+    ) -> Result<crate::prune::PruneReport> {
+        let _ = (policy, dry_run, chunk_rows);
+        Err(crate::error::StoreError::InvalidInput(
+            "retention pruning is available on the SQLite journal only so far; leave [retention] unset with PostgreSQL".into(),
+        ))
+    }
 }

@@ -34,6 +34,7 @@ mod mailhdr;
 mod model;
 mod outbound;
 mod postgres;
+mod prune;
 mod rows;
 mod sqlite;
 
@@ -46,4 +47,5 @@ pub use mailhdr::message_id_of;
 pub use model::*;
 pub use outbound::*;
 pub use postgres::{PgConfig, PgJournal};
+pub use prune::{BlobReport, ClassReport, PrunePolicy, PruneReport};
 pub use sqlite::{BLOB_DIR, DATABASE_FILE, SqliteConfig, SqliteJournal};

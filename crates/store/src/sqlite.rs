@@ -431,9 +431,11 @@ impl Journal for SqliteJournal {
                 debug!(message = existing.0, ?by, "duplicate mail");
                 return Ok(IngestOutcome::Duplicate { existing, by });
             }
-            if !blob_written {
-                // Seen as a duplicate a moment ago and no longer one: cannot happen while
-                // messages are never deleted, but never commit a row without its blob.
+            // Checked under the write lock: retention pruning removes an unreferenced blob under
+            // it too, so the file cannot vanish between this check and the commit.
+            if !blob_written || !self.blobs.contains(&sha)? {
+                // Seen as a duplicate a moment ago and no longer one (its message was pruned),
+                // or the same content's blob was just pruned: never commit a row without its blob.
                 drop(tx);
                 raw = self.put_blob(raw).await?;
                 blob_written = true;
@@ -1325,5 +1327,14 @@ impl Journal for SqliteJournal {
         tx.commit().await?;
         debug!(earlier_merges_moved = moved, "patients merged");
         Ok(())
+    }
+
+    async fn prune(
+        &self,
+        policy: &crate::prune::PrunePolicy,
+        dry_run: bool,
+        chunk_rows: u32,
+    ) -> Result<crate::prune::PruneReport> {
+        self.prune_sqlite(policy, dry_run, chunk_rows).await
     }
 }
