@@ -45,6 +45,9 @@ pub struct Config {
     /// The outbound side: letters from the DPI to MSSanté, the liste blanche, the Annuaire.
     #[serde(default)]
     pub outbound: crate::outbound::OutboundConfig,
+    /// Alerts by mail and webhook (`[alerts]`, `[[alerts.rule]]`).
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// How senders are told what became of their mail (ANS guide: the MDN when the mail asks for
@@ -174,6 +177,25 @@ pub struct JournalSettings {
     pub url_file: Option<PathBuf>,
     /// For `postgres`: most connections this instance opens (default 10).
     pub max_connections: Option<u32>,
+    /// How long an instance's lease on an IMAP mailbox lasts unless renewed (default 30 s,
+    /// renewed every third of it): with several instances on one PostgreSQL journal, each
+    /// mailbox is polled by one instance at a time, and taken over this long after its
+    /// instance died.
+    pub lease_ttl_secs: Option<u64>,
+}
+
+impl JournalSettings {
+    /// Default [`JournalSettings::lease_ttl_secs`].
+    pub const DEFAULT_LEASE_TTL_SECS: u64 = 30;
+
+    /// The mailbox lease time-to-live.
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.lease_ttl_secs
+                .unwrap_or(Self::DEFAULT_LEASE_TTL_SECS)
+                .clamp(1, 3600),
+        )
+    }
 }
 
 /// The journal's database engine.
@@ -524,6 +546,7 @@ impl Config {
             answers: Answers::default(),
             console: None,
             outbound: Default::default(),
+            alerts: Default::default(),
         }
     }
 
@@ -566,6 +589,14 @@ impl Config {
             }
         }
         out.extend(self.outbound.problems());
+        out.extend(self.alerts.problems(self));
+        if let Some(ttl) = self.journal.lease_ttl_secs
+            && !(3..=3600).contains(&ttl)
+        {
+            out.push(format!(
+                "[journal] lease_ttl_secs must be between 3 and 3600 (is {ttl})"
+            ));
+        }
         if self.journal.kind == JournalKind::Postgres {
             if self.journal.url_file.is_none() {
                 out.push("[journal] kind = \"postgres\" needs url_file (a file holding the connection URL)".into());

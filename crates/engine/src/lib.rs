@@ -13,6 +13,7 @@
 //! Logs carry journal ids, states and rule codes, never patient data.
 
 pub mod actions;
+pub mod alerts;
 pub mod answers;
 pub mod config;
 pub mod matching;
@@ -1281,6 +1282,9 @@ impl Engine {
             }
         }
         self.start_outbound_watchers(wake_tx.clone(), shutdown.clone());
+        // Alerts by mail and webhook, evaluated on their own period (see `alerts`).
+        alerts::spawn(&self.config, self.journal.clone(), shutdown.clone())
+            .map_err(config::ConfigError::Invalid)?;
         loop {
             let summary = self.run_once().await?;
             if summary != RunSummary::default() {

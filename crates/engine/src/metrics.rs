@@ -30,13 +30,24 @@ pub const QUEUE_DEPTH: &str = "relais_queue_depth";
 pub const MESSAGES_BY_STATE: &str = "relais_messages";
 /// Answers to senders recorded, by outcome (sent, skipped, failed, retry). Counter.
 pub const ANSWERS: &str = "relais_answers_total";
+/// Alert conditions firing now (see `alerts`). Gauge.
+pub const ALERTS_FIRING: &str = "relais_alerts_firing";
+/// Alert and recovery notices, by channel (mail, webhook) and result (sent, failed). Counter.
+pub const ALERTS_SENT: &str = "relais_alerts_sent_total";
+
+// The functions below also keep the alerts' status (`alerts::status`) up to date: the alerts
+// watch the same facts as the metrics, recorded at the same places.
 
 pub(crate) fn journaled(source: &str, new: usize, duplicates: usize) {
+    if new > 0 {
+        crate::alerts::status().mail_received(source, crate::alerts::now_ms());
+    }
     metrics::counter!(MAILS_JOURNALED, "source" => source.to_string()).increment(new as u64);
     metrics::counter!(MAILS_DUPLICATE, "source" => source.to_string()).increment(duplicates as u64);
 }
 
 pub(crate) fn source_up(source: &str, up: bool) {
+    crate::alerts::status().source_polled(source, up, crate::alerts::now_ms());
     metrics::gauge!(SOURCE_UP, "source" => source.to_string()).set(if up { 1.0 } else { 0.0 });
     if !up {
         metrics::counter!(SOURCE_ERRORS, "source" => source.to_string()).increment(1);
@@ -44,6 +55,7 @@ pub(crate) fn source_up(source: &str, up: bool) {
 }
 
 pub(crate) fn processed(source: &str, outcome: &'static str) {
+    crate::alerts::status().message_outcome(outcome == "rejected", crate::alerts::now_ms());
     metrics::counter!(MESSAGES_PROCESSED, "source" => source.to_string(), "outcome" => outcome)
         .increment(1);
 }
@@ -53,6 +65,12 @@ pub(crate) fn checked(took: Duration) {
 }
 
 pub(crate) fn delivery(sink: &str, outcome: &'static str, took: Duration) {
+    crate::alerts::status().delivery_attempt(
+        sink,
+        outcome != "retry",
+        outcome != "delivered",
+        crate::alerts::now_ms(),
+    );
     metrics::counter!(DELIVERIES, "sink" => sink.to_string(), "outcome" => outcome).increment(1);
     metrics::histogram!(DELIVERY_SECONDS, "sink" => sink.to_string()).record(took.as_secs_f64());
 }
@@ -67,4 +85,13 @@ pub(crate) fn messages_by_state(state: &'static str, count: u64) {
 
 pub(crate) fn answer(outcome: &'static str) {
     metrics::counter!(ANSWERS, "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn alerts_firing(count: usize) {
+    metrics::gauge!(ALERTS_FIRING).set(count as f64);
+}
+
+pub(crate) fn alert_sent(channel: &'static str, sent: bool) {
+    metrics::counter!(ALERTS_SENT, "channel" => channel, "result" => if sent { "sent" } else { "failed" })
+        .increment(1);
 }
