@@ -197,8 +197,9 @@ pub struct Engine {
     fhir_sinks: std::collections::HashMap<String, sinks::fhir::FhirSink>,
     /// One open MLLP connection per DPI sink, reused between deliveries.
     mllp_clients: tokio::sync::Mutex<std::collections::HashMap<String, relais_dpi::MllpClient>>,
-    /// The outbound side (letters to MSSanté, DSN/MDN tracking), when `[outbound]` is set.
-    outbound: Option<outbound::Outbound>,
+    /// The outbound side (letters to MSSanté, DSN/MDN tracking), when `[outbound]` is set;
+    /// shared with the tasks of its MLLP listener.
+    outbound: Option<Arc<outbound::Outbound>>,
 }
 
 impl Engine {
@@ -272,7 +273,9 @@ impl Engine {
             None => None,
         };
         let outbound = match &sqlite {
-            Some(j) => outbound::Outbound::open(&config, j, &worker_id(std::process::id())).await?,
+            Some(j) => outbound::Outbound::open(&config, j, &worker_id(std::process::id()))
+                .await?
+                .map(Arc::new),
             None => None,
         };
         Ok(Engine {
@@ -1282,6 +1285,7 @@ impl Engine {
             }
         }
         self.start_outbound_watchers(wake_tx.clone(), shutdown.clone());
+        self.start_outbound_mllp(shutdown.clone()).await?;
         // Alerts by mail and webhook, evaluated on their own period (see `alerts`).
         alerts::spawn(&self.config, self.journal.clone(), shutdown.clone())
             .map_err(config::ConfigError::Invalid)?;

@@ -25,6 +25,11 @@
 //!
 //! [outbound.annuaire]
 //! extract = true                 # `relais annuaire import FILE` fills it
+//!
+//! [outbound.mllp]                # ORU^R01 / MDM^T02 of ig-trans-cda from the producer
+//! listen = "0.0.0.0:2576"
+//! allowed_senders = ["SIL-DEMO"] # MSH-3.1; empty: any
+//! max_message_bytes = 16777216
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -73,9 +78,8 @@ pub struct OutboundConfig {
     /// The Annuaire national MSSanté, to resolve recipients given by RPPS.
     #[serde(default)]
     pub annuaire: AnnuaireSettings,
-    /// Listen for HL7v2 ORU^R01 / MDM from the producer over MLLP (not implemented yet: a
-    /// configuration that sets it is refused).
-    pub hl7_listen: Option<String>,
+    /// Listen for HL7v2 ORU^R01 / MDM^T02 from the producer over MLLP (ig-trans-cda).
+    pub mllp: Option<MllpSettings>,
 }
 
 impl Default for OutboundConfig {
@@ -95,7 +99,7 @@ impl Default for OutboundConfig {
             max_retry_secs: default_max_retry(),
             liste_blanche: None,
             annuaire: AnnuaireSettings::default(),
-            hl7_listen: None,
+            mllp: None,
         }
     }
 }
@@ -209,6 +213,79 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     true
 }
 
+/// `[outbound.mllp]`: the MLLP listener taking ORU^R01 (v2.5) and MDM^T02/T10 (v2.6) messages
+/// of the producer profile (MSH-21 `2.1^CISIS_CDA_HL7_V2`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MllpSettings {
+    /// `host:port` to listen on, e.g. `0.0.0.0:2576` (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// When not empty, only messages whose MSH-3.1 (sending application) is in this list are
+    /// taken; the others are answered AE (`OUTBOUND-HL7-SENDER-NOT-ALLOWED`).
+    #[serde(default)]
+    pub allowed_senders: Vec<String>,
+    /// Largest message accepted, in bytes (the CDA travels in base64 inside it).
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: u64,
+    /// Most connections served at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection silent this long is closed.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_secs: u64,
+    /// Where refused messages are kept, each with `<letter>.reason.txt`; default
+    /// `<data_dir>/outbound/hl7-error`.
+    pub error_dir: Option<PathBuf>,
+}
+
+fn default_max_message() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_max_connections() -> usize {
+    16
+}
+fn default_idle() -> u64 {
+    600
+}
+
+impl MllpSettings {
+    /// Settings listening on `listen`, the rest by default.
+    pub fn new(listen: impl Into<String>) -> MllpSettings {
+        MllpSettings {
+            listen: listen.into(),
+            allowed_senders: Vec::new(),
+            max_message_bytes: default_max_message(),
+            max_connections: default_max_connections(),
+            idle_timeout_secs: default_idle(),
+            error_dir: None,
+        }
+    }
+
+    /// Everything wrong with the section.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let listen = self.listen.trim();
+        let port_ok = listen
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            out.push(format!(
+                "[outbound.mllp] listen = {listen:?}: give host:port, e.g. \"0.0.0.0:2576\""
+            ));
+        }
+        if self.max_message_bytes < 1024 {
+            out.push("[outbound.mllp] max_message_bytes is too small to carry a document".into());
+        }
+        if self.max_connections == 0 {
+            out.push("[outbound.mllp] max_connections must be at least 1".into());
+        }
+        if self.allowed_senders.iter().any(|s| s.trim().is_empty()) {
+            out.push("[outbound.mllp] allowed_senders holds an empty name".into());
+        }
+        out
+    }
+}
+
 /// The liste blanche file and how it is used.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -314,22 +391,19 @@ impl LdapSettings {
 impl OutboundConfig {
     /// Whether anything of the outbound side is configured.
     pub fn is_enabled(&self) -> bool {
-        !self.folders.is_empty() || self.hl7_listen.is_some() || self.liste_blanche.is_some()
+        !self.folders.is_empty() || self.mllp.is_some() || self.liste_blanche.is_some()
     }
 
     /// Whether letters are taken in (and so must be sendable).
     pub fn takes_letters(&self) -> bool {
-        !self.folders.is_empty() || self.hl7_listen.is_some()
+        !self.folders.is_empty() || self.mllp.is_some()
     }
 
     /// Everything wrong with the section (empty when usable).
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.hl7_listen.is_some() {
-            out.push(
-                "[outbound] hl7_listen: HL7 intake of outbound letters is not available yet; use a watched folder"
-                    .into(),
-            );
+        if let Some(m) = &self.mllp {
+            out.extend(m.problems());
         }
         if self.takes_letters() {
             match &self.mailbox {
@@ -423,5 +497,23 @@ mod tests {
         for needed in ["mailbox", "smtp", "liste_blanche", "document_root_oid"] {
             assert!(p.contains(needed), "{p}");
         }
+    }
+
+    #[test]
+    fn the_mllp_listener_needs_an_address_and_the_sending_settings() {
+        let c: OutboundConfig =
+            toml::from_str("[mllp]\nlisten = \"0.0.0.0:2576\"\nallowed_senders = [\"SIL-DEMO\"]\n")
+                .unwrap();
+        assert!(c.is_enabled() && c.takes_letters());
+        let m = c.mllp.as_ref().unwrap();
+        assert_eq!(m.max_message_bytes, 16 * 1024 * 1024);
+        assert!(m.problems().is_empty(), "{:?}", m.problems());
+        assert!(c.problems().join("\n").contains("mailbox"));
+        let bad: OutboundConfig =
+            toml::from_str("[mllp]\nlisten = \"2576\"\nmax_message_bytes = 10\n").unwrap();
+        let p = bad.problems().join("\n");
+        assert!(p.contains("[outbound.mllp] listen"), "{p}");
+        assert!(p.contains("max_message_bytes"), "{p}");
+        assert!(toml::from_str::<OutboundConfig>("hl7_listen = \"0.0.0.0:2576\"\n").is_err());
     }
 }

@@ -13,6 +13,10 @@
 //!   resolved and checked against the liste blanche, its mail built by `relais-compose` (which
 //!   checks every document it builds), then journaled ([`relais_store::Outbox`]); only then
 //!   do the files move to `done/`, or to `error/` with `<name>.reason.txt` saying why.
+//! - **HL7 intake** ([`hl7`]): producers send ORU^R01 (v2.5) or MDM^T02/T10 (v2.6) of the ANS
+//!   guide "Transmission de documents CDA en HL7v2" over MLLP (`[outbound.mllp]`); the CDA they
+//!   carry is checked, sent as is, to the recipients of the PRT segments, and journaled before
+//!   the ACK (AA, AE with the refusal's code, AR to resend later).
 //! - **Sending** ([`send`]): `queued → claimed → in_flight → sent | failed` over SMTP with a DSN
 //!   request (`NOTIFY=SUCCESS,FAILURE,DELAY`, `RET=HDRS`). A letter whose send was interrupted
 //!   (the process killed while in flight) is **held for review**, never sent again blindly.
@@ -25,6 +29,7 @@
 //! Logs carry letter ids, states and codes, never patient data.
 
 pub mod config;
+pub mod hl7;
 pub mod intake;
 pub mod recipients;
 pub mod send;
@@ -36,8 +41,8 @@ pub mod watch;
 pub use relais_annuaire;
 
 pub use config::{
-    AnnuaireSettings, IntakeFolder, LdapSettings, ListeBlancheSettings, OutboundConfig,
-    annuaire_dir,
+    AnnuaireSettings, IntakeFolder, LdapSettings, ListeBlancheSettings, MllpSettings,
+    OutboundConfig, annuaire_dir,
 };
 
 use std::collections::HashMap;
@@ -95,6 +100,10 @@ pub struct Outbound {
     waiting: Arc<AtomicUsize>,
     /// Serialises cycles (the daemon's loop and a CLI call never scan at once).
     cycle: tokio::sync::Mutex<()>,
+    /// Where refused HL7 messages are kept (`[outbound.mllp] error_dir`).
+    hl7_error_dir: PathBuf,
+    /// The address the MLLP listener is bound to, once started.
+    mllp_addr: tokio::sync::Mutex<Option<std::net::SocketAddr>>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -162,6 +171,11 @@ impl Outbound {
                 })?;
             }
         }
+        let hl7_error_dir = oc
+            .mllp
+            .as_ref()
+            .and_then(|m| m.error_dir.clone())
+            .unwrap_or_else(|| config.data_dir.join("outbound").join("hl7-error"));
         tracing::info!(
             folders = oc.folders.len(),
             annuaire = directory.as_ref().map(|d| d.describe()).unwrap_or_default(),
@@ -179,6 +193,8 @@ impl Outbound {
             recovered: AtomicBool::new(false),
             waiting: Arc::new(AtomicUsize::new(0)),
             cycle: tokio::sync::Mutex::new(()),
+            hl7_error_dir,
+            mllp_addr: tokio::sync::Mutex::new(None),
         }))
     }
 
@@ -244,7 +260,7 @@ impl Outbound {
 impl Engine {
     /// The outbound side, when configured.
     pub fn outbound(&self) -> Option<&Outbound> {
-        self.outbound.as_ref()
+        self.outbound.as_deref()
     }
 
     /// One outbound cycle (see [`Outbound::once`]), logged; called by [`Engine::run_once`].
