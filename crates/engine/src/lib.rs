@@ -29,8 +29,8 @@ use matching::MatchOutcome;
 use relais_check::{CheckOptions, Checker, ExtractedDocument, InputReport, SchematronMode};
 use relais_store::{
     DocId, DocumentKey, DocumentMeta, DocumentOutcome, DocumentState, DocumentUpdate, Event,
-    Journal, MessageFilter, MessageId, MessageRecord, MessageState, Outcome, ReviewSubject,
-    SourceKey, SqliteJournal, Timestamp,
+    Journal, JournalStep, MessageFilter, MessageId, MessageRecord, MessageState, Outcome,
+    ReviewSubject, SourceKey, SqliteJournal, StepOutcome, Timestamp,
 };
 use sinks::{Filing, SinkResult, folder::FolderSink};
 use std::sync::Arc;
@@ -646,6 +646,11 @@ impl Engine {
 
     /// The journal half: take an analysed message through its state transitions, document
     /// registration, patient matching and routing. Returns the state it ends in.
+    ///
+    /// Its journal steps are committed in two calls (see [`Journal::apply_steps`]): one takes
+    /// the message to `validated` and registers its documents, the other records the matching,
+    /// the routing and the state that follows. A crash between them leaves the message
+    /// `validated`, from where it is taken up again (its documents are recognised as its own).
     async fn apply(&self, analysis: Analysis) -> Result<MessageState, EngineError> {
         let Analysis {
             rec,
@@ -654,45 +659,45 @@ impl Engine {
             mail,
         } = analysis;
         let id = rec.id;
-        let mut state = rec.state;
+        let mut pending = PendingSteps::new(rec.state);
         let summary = report_summary(&report);
 
-        if state == MessageState::Received {
+        if pending.state == MessageState::Received {
             if report.kind != relais_check::InputKind::Mail || report.mail.is_none() {
                 return self
                     .reject(
                         id,
-                        state,
+                        pending,
                         summary,
                         &report,
                         ("MAIL-UNREADABLE", "the input is not a readable mail"),
                     )
                     .await;
             }
-            self.journal
-                .transition(
-                    id,
-                    MessageState::Received,
-                    MessageState::Parsed,
-                    Event::system("parsed").with_detail(summary.clone()),
-                )
-                .await?;
-            state = MessageState::Parsed;
+            pending.advance(
+                MessageState::Parsed,
+                Event::system("parsed").with_detail(summary.clone()),
+            );
         }
 
-        if state == MessageState::Parsed {
-            let sender = report.mail.as_ref().and_then(|m| m.from.first());
-            if let Some(end) = self
-                .screen_inbound(&rec, sender.map(String::as_str))
-                .await?
-            {
-                return Ok(end);
+        if pending.state == MessageState::Parsed {
+            if self.outbound.is_some() {
+                // The outbound side may take the mail as a delivery report, or refuse its
+                // sender; either moves the message on from `parsed` itself.
+                self.commit(id, &mut pending).await?;
+                let sender = report.mail.as_ref().and_then(|m| m.from.first());
+                if let Some(end) = self
+                    .screen_inbound(&rec, sender.map(String::as_str))
+                    .await?
+                {
+                    return Ok(end);
+                }
             }
             if docs.is_empty() || (!report.valid && self.config.validation.reject_invalid) {
                 return self
                     .reject(
                         id,
-                        state,
+                        pending,
                         summary,
                         &report,
                         (
@@ -702,33 +707,38 @@ impl Engine {
                     )
                     .await;
             }
-            self.journal
-                .transition(
-                    id,
-                    MessageState::Parsed,
-                    MessageState::Validated,
-                    Event::system("validated"),
-                )
-                .await?;
-            state = MessageState::Validated;
+            pending.advance(MessageState::Validated, Event::system("validated"));
         }
-        let resuming_matched = state == MessageState::Matched;
+        let resuming_matched = pending.state == MessageState::Matched;
 
         // Register, deduplicate and match every document before filing any.
+        for doc in &docs {
+            let h = &doc.cda.header;
+            pending.steps.push(JournalStep::RegisterDocument {
+                key: document_key(h),
+                meta: DocumentMeta {
+                    type_code: h.type_code().map(str::to_string),
+                    validation: serde_json::to_value(&report.documents[doc.report_index]).ok(),
+                    ..DocumentMeta::default()
+                },
+            });
+        }
+        let outcomes = self.commit(id, &mut pending).await?;
+        let registered = outcomes[outcomes.len() - docs.len()..]
+            .iter()
+            .map(|o| match o {
+                StepOutcome::Document(d) => Ok(*d),
+                other => Err(EngineError::Internal(format!(
+                    "the journal answered {other:?} to a document registration"
+                ))),
+            });
         let mut to_file: Vec<(DocId, &ExtractedDocument, Option<String>, Option<String>)> =
             Vec::new();
         // The first reason a document waits for review: the message's error (and the code its
         // sender is told).
         let mut review: Option<(String, String)> = None;
-        for doc in &docs {
-            let h = &doc.cda.header;
-            let key = document_key(h);
-            let meta = DocumentMeta {
-                type_code: h.type_code().map(str::to_string),
-                validation: serde_json::to_value(&report.documents[doc.report_index]).ok(),
-                ..DocumentMeta::default()
-            };
-            let (doc_id, replaces) = match self.journal.register_document(id, &key, &meta).await? {
+        for (doc, outcome) in docs.iter().zip(registered) {
+            let (doc_id, replaces) = match outcome? {
                 DocumentOutcome::New(d) => (d, None),
                 DocumentOutcome::NewVersion { doc, replaces } => {
                     let old = self
@@ -738,40 +748,34 @@ impl Engine {
                         .map(|r| r.key.cda_id);
                     (doc, old)
                 }
-                DocumentOutcome::Duplicate(existing)
-                    if self
-                        .journal
-                        .get_document(existing)
-                        .await?
-                        .is_some_and(|d| d.message_id == id) =>
-                {
-                    // Our own document, registered before a crash: carry on with it.
-                    let record = self.journal.get_document(existing).await?;
-                    let replaces = match record.and_then(|r| r.replaces) {
-                        Some(old) => self.journal.get_document(old).await?.map(|r| r.key.cda_id),
-                        None => None,
-                    };
-                    (existing, replaces)
-                }
                 DocumentOutcome::Duplicate(existing) => {
-                    self.journal
-                        .record_event(
-                            id,
-                            Event::system("duplicate_document")
-                                .with_detail(serde_json::json!({ "document": existing.0 })),
-                        )
-                        .await?;
-                    tracing::info!(message = %id, document = %existing, "document already received: not filed again");
-                    continue;
+                    match self.journal.get_document(existing).await? {
+                        Some(record) if record.message_id == id => {
+                            // Our own document, registered before a crash: carry on with it.
+                            let replaces = match record.replaces {
+                                Some(old) => {
+                                    self.journal.get_document(old).await?.map(|r| r.key.cda_id)
+                                }
+                                None => None,
+                            };
+                            (existing, replaces)
+                        }
+                        _ => {
+                            pending.steps.push(JournalStep::RecordEvent(
+                                Event::system("duplicate_document")
+                                    .with_detail(serde_json::json!({ "document": existing.0 })),
+                            ));
+                            tracing::info!(message = %id, document = %existing, "document already received: not filed again");
+                            continue;
+                        }
+                    }
                 }
                 DocumentOutcome::OlderVersion { current } => {
-                    self.journal
-                        .open_review(
-                            ReviewSubject::Message(id),
-                            "900",
-                            &format!("the document is an older version than the one already received (document {current})"),
-                        )
-                        .await?;
+                    pending.steps.push(JournalStep::OpenReview {
+                        subject: ReviewSubject::Message(id),
+                        code: "900".into(),
+                        text: format!("the document is an older version than the one already received (document {current})"),
+                    });
                     review.get_or_insert_with(|| {
                         (
                             "900".into(),
@@ -784,16 +788,14 @@ impl Engine {
             if self.config.patients.require_match {
                 match matching::match_patient(self.journal.as_ref(), &doc.cda).await? {
                     MatchOutcome::Matched { ipp } => {
-                        self.journal
-                            .update_document(
-                                doc_id,
-                                &DocumentUpdate {
-                                    state: Some(DocumentState::Matched),
-                                    patient_ipp: Some(ipp.clone()),
-                                    ..DocumentUpdate::default()
-                                },
-                            )
-                            .await?;
+                        pending.steps.push(JournalStep::UpdateDocument {
+                            doc: doc_id,
+                            update: DocumentUpdate {
+                                state: Some(DocumentState::Matched),
+                                patient_ipp: Some(ipp.clone()),
+                                ..DocumentUpdate::default()
+                            },
+                        });
                         to_file.push((doc_id, doc, Some(ipp), replaces));
                     }
                     MatchOutcome::Review {
@@ -801,22 +803,18 @@ impl Engine {
                         label,
                         reason,
                     } => {
-                        self.journal
-                            .open_review(
-                                ReviewSubject::Document(doc_id),
-                                code,
-                                &format!("{label}: {reason}"),
-                            )
-                            .await?;
-                        self.journal
-                            .update_document(
-                                doc_id,
-                                &DocumentUpdate {
-                                    state: Some(DocumentState::AwaitingReview),
-                                    ..DocumentUpdate::default()
-                                },
-                            )
-                            .await?;
+                        pending.steps.push(JournalStep::OpenReview {
+                            subject: ReviewSubject::Document(doc_id),
+                            code: code.to_string(),
+                            text: format!("{label}: {reason}"),
+                        });
+                        pending.steps.push(JournalStep::UpdateDocument {
+                            doc: doc_id,
+                            update: DocumentUpdate {
+                                state: Some(DocumentState::AwaitingReview),
+                                ..DocumentUpdate::default()
+                            },
+                        });
                         tracing::info!(message = %id, document = %doc_id, code, "document waits for review");
                         review.get_or_insert_with(|| (code.to_string(), label.to_string()));
                     }
@@ -826,37 +824,23 @@ impl Engine {
             }
         }
         if let Some((code, label)) = review {
-            self.journal
-                .transition(
-                    id,
-                    state,
-                    MessageState::AwaitingReview,
-                    Event::system("awaiting_review").with_error(&code, &label),
-                )
-                .await?;
+            pending.advance(
+                MessageState::AwaitingReview,
+                Event::system("awaiting_review").with_error(&code, &label),
+            );
+            self.commit(id, &mut pending).await?;
             return Ok(MessageState::AwaitingReview);
         }
-        if state == MessageState::Validated {
-            self.journal
-                .transition(
-                    id,
-                    MessageState::Validated,
-                    MessageState::Matched,
-                    Event::system("matched"),
-                )
-                .await?;
+        if pending.state == MessageState::Validated {
+            pending.advance(MessageState::Matched, Event::system("matched"));
         }
         if to_file.is_empty() {
-            self.journal
-                .transition(
-                    id,
-                    MessageState::Matched,
-                    MessageState::Filed,
-                    Event::system("filed").with_detail(
-                        serde_json::json!({ "note": "every document was already filed" }),
-                    ),
-                )
-                .await?;
+            pending.advance(
+                MessageState::Filed,
+                Event::system("filed")
+                    .with_detail(serde_json::json!({ "note": "every document was already filed" })),
+            );
+            self.commit(id, &mut pending).await?;
             return Ok(MessageState::Filed);
         }
         let source = Self::source_name(&rec);
@@ -872,22 +856,17 @@ impl Engine {
                 .config
                 .route(h.type_code(), &source, sender_domain.as_deref());
             if sinks.is_empty() {
-                self.journal
-                    .open_review(
-                        ReviewSubject::Document(*doc_id),
-                        "ROUTE-NONE",
-                        "no route sends this document to a sink",
-                    )
-                    .await?;
-                self.journal
-                    .transition(
-                        id,
-                        MessageState::Matched,
-                        MessageState::AwaitingReview,
-                        Event::system("awaiting_review")
-                            .with_error("ROUTE-NONE", "no route sends this document to a sink"),
-                    )
-                    .await?;
+                const NO_ROUTE: &str = "no route sends this document to a sink";
+                pending.steps.push(JournalStep::OpenReview {
+                    subject: ReviewSubject::Document(*doc_id),
+                    code: "ROUTE-NONE".into(),
+                    text: NO_ROUTE.into(),
+                });
+                pending.advance(
+                    MessageState::AwaitingReview,
+                    Event::system("awaiting_review").with_error("ROUTE-NONE", NO_ROUTE),
+                );
+                self.commit(id, &mut pending).await?;
                 return Ok(MessageState::AwaitingReview);
             }
             let filing = filing_for(
@@ -899,8 +878,9 @@ impl Engine {
                 replaces.clone(),
                 &mail,
             );
-            self.enqueue(*doc_id, &filing, &sinks).await?;
+            enqueue(&mut pending, *doc_id, &filing, &sinks)?;
         }
+        self.commit(id, &mut pending).await?;
         if resuming_matched {
             // Deliveries may all have succeeded before the crash took the last step.
             let mut done = RunSummary::default();
@@ -914,56 +894,39 @@ impl Engine {
         Ok(MessageState::Matched)
     }
 
-    /// Put a filing in the outbox of each sink, keyed by the CDA id and ordered per patient
-    /// (the IPP when matched, else the INS, else the document itself).
-    async fn enqueue(
+    /// Commits the pending steps of message `id` in one journal call (nothing if there are
+    /// none) and answers what each did.
+    async fn commit(
         &self,
-        doc_id: DocId,
-        filing: &Filing,
-        sinks: &[&str],
-    ) -> Result<(), EngineError> {
-        let payload =
-            serde_json::to_vec(filing).map_err(|e| EngineError::Internal(e.to_string()))?;
-        let ordering = filing
-            .patient_ipp
-            .clone()
-            .or_else(|| {
-                Some(format!(
-                    "{}:{}",
-                    filing.ins_oid.as_ref()?,
-                    filing.ins.as_ref()?
-                ))
-            })
-            .unwrap_or_else(|| format!("doc:{}", doc_id.0));
-        for sink in sinks {
-            self.journal
-                .enqueue_delivery(doc_id, sink, &filing.cda_id, payload.clone(), &ordering)
-                .await?;
+        id: MessageId,
+        pending: &mut PendingSteps,
+    ) -> Result<Vec<StepOutcome>, EngineError> {
+        if pending.steps.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let steps = std::mem::take(&mut pending.steps);
+        Ok(self.journal.apply_steps(id, steps).await?)
     }
 
-    /// Quarantine a message: `rejected`, with the report's first error (or `fallback`).
+    /// Quarantine a message: `rejected`, with the report's first error (or `fallback`),
+    /// committed with the steps still pending.
     async fn reject(
         &self,
         id: MessageId,
-        from: MessageState,
+        mut pending: PendingSteps,
         summary: serde_json::Value,
         report: &InputReport,
         fallback: (&str, &str),
     ) -> Result<MessageState, EngineError> {
         let (code, text) =
             first_error(report).unwrap_or((fallback.0.to_string(), fallback.1.to_string()));
-        self.journal
-            .transition(
-                id,
-                from,
-                MessageState::Rejected,
-                Event::system("rejected")
-                    .with_detail(summary)
-                    .with_error(&code, &text),
-            )
-            .await?;
+        pending.advance(
+            MessageState::Rejected,
+            Event::system("rejected")
+                .with_detail(summary)
+                .with_error(&code, &text),
+        );
+        self.commit(id, &mut pending).await?;
         tracing::warn!(message = %id, code = %code, "mail rejected and quarantined");
         Ok(MessageState::Rejected)
     }
@@ -1308,6 +1271,63 @@ impl Engine {
     }
 }
 
+/// Journal steps of one message not committed yet, and the state they leave it in.
+struct PendingSteps {
+    steps: Vec<JournalStep>,
+    state: MessageState,
+}
+
+impl PendingSteps {
+    fn new(state: MessageState) -> PendingSteps {
+        PendingSteps {
+            steps: Vec::new(),
+            state,
+        }
+    }
+
+    /// Adds the transition from the state reached so far to `to`.
+    fn advance(&mut self, to: MessageState, event: Event) {
+        self.steps.push(JournalStep::Transition {
+            from: self.state,
+            to,
+            event,
+        });
+        self.state = to;
+    }
+}
+
+/// Adds a filing to the outbox of each sink, keyed by the CDA id and ordered per patient (the
+/// IPP when matched, else the INS, else the document itself).
+fn enqueue(
+    pending: &mut PendingSteps,
+    doc_id: DocId,
+    filing: &Filing,
+    sinks: &[&str],
+) -> Result<(), EngineError> {
+    let payload = serde_json::to_vec(filing).map_err(|e| EngineError::Internal(e.to_string()))?;
+    let ordering = filing
+        .patient_ipp
+        .clone()
+        .or_else(|| {
+            Some(format!(
+                "{}:{}",
+                filing.ins_oid.as_ref()?,
+                filing.ins.as_ref()?
+            ))
+        })
+        .unwrap_or_else(|| format!("doc:{}", doc_id.0));
+    for sink in sinks {
+        pending.steps.push(JournalStep::EnqueueDelivery {
+            doc: doc_id,
+            sink: (*sink).to_string(),
+            idempotency_key: filing.cda_id.clone(),
+            payload: payload.clone(),
+            ordering_key: ordering.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// This host's name, to tell our own workers from those of other instances.
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -1469,6 +1489,8 @@ impl Engine {
             )
             .await?;
         let source = Self::source_name(&msg);
+        // The documents' filings and the message's move, in one journal call.
+        let mut pending = PendingSteps::new(MessageState::AwaitingReview);
         for doc_id in targets {
             let Some(rec) = registered.iter().find(|d| d.id == doc_id) else {
                 continue;
@@ -1484,16 +1506,14 @@ impl Engine {
             }) else {
                 continue;
             };
-            self.journal
-                .update_document(
-                    doc_id,
-                    &DocumentUpdate {
-                        state: Some(DocumentState::Matched),
-                        patient_ipp: Some(ipp.to_string()),
-                        ..DocumentUpdate::default()
-                    },
-                )
-                .await?;
+            pending.steps.push(JournalStep::UpdateDocument {
+                doc: doc_id,
+                update: DocumentUpdate {
+                    state: Some(DocumentState::Matched),
+                    patient_ipp: Some(ipp.to_string()),
+                    ..DocumentUpdate::default()
+                },
+            });
             let filing = filing_for(
                 &msg,
                 doc_id,
@@ -1504,18 +1524,12 @@ impl Engine {
                 &mail,
             );
             let sinks = self.config.route(doc.cda.header.type_code(), &source, None);
-            self.enqueue(doc_id, &filing, &sinks).await?;
+            enqueue(&mut pending, doc_id, &filing, &sinks)?;
         }
-        let mut e = Event::user("review_filed", actor);
-        e = e.with_detail(serde_json::json!({ "review": review.0 }));
-        self.journal
-            .transition(
-                msg.id,
-                MessageState::AwaitingReview,
-                MessageState::Matched,
-                e,
-            )
-            .await?;
+        let e = Event::user("review_filed", actor)
+            .with_detail(serde_json::json!({ "review": review.0 }));
+        pending.advance(MessageState::Matched, e);
+        self.commit(msg.id, &mut pending).await?;
         Ok(())
     }
 

@@ -44,6 +44,54 @@ pub trait Journal: Send + Sync {
     /// when the event carries an error.
     async fn record_event(&self, id: MessageId, event: Event) -> Result<()>;
 
+    /// Applies several steps of one message's processing, in order, and answers what each did.
+    /// A backend that can commits them in one transaction, all or none (SQLite does: one
+    /// savepoint of the group commit); the default applies them one by one, each in its own
+    /// transaction, which is as safe for the pipeline (every step is idempotent on resume) but
+    /// slower. A failing step stops the sequence with its error.
+    async fn apply_steps(
+        &self,
+        message: MessageId,
+        steps: Vec<JournalStep>,
+    ) -> Result<Vec<StepOutcome>> {
+        let mut out = Vec::with_capacity(steps.len());
+        for step in steps {
+            out.push(match step {
+                JournalStep::Transition { from, to, event } => {
+                    self.transition(message, from, to, event).await?;
+                    StepOutcome::Done
+                }
+                JournalStep::RecordEvent(event) => {
+                    self.record_event(message, event).await?;
+                    StepOutcome::Done
+                }
+                JournalStep::RegisterDocument { key, meta } => {
+                    StepOutcome::Document(self.register_document(message, &key, &meta).await?)
+                }
+                JournalStep::UpdateDocument { doc, update } => {
+                    self.update_document(doc, &update).await?;
+                    StepOutcome::Done
+                }
+                JournalStep::OpenReview {
+                    subject,
+                    code,
+                    text,
+                } => StepOutcome::Review(self.open_review(subject, &code, &text).await?),
+                JournalStep::EnqueueDelivery {
+                    doc,
+                    sink,
+                    idempotency_key,
+                    payload,
+                    ordering_key,
+                } => StepOutcome::Delivery(
+                    self.enqueue_delivery(doc, &sink, &idempotency_key, payload, &ordering_key)
+                        .await?,
+                ),
+            });
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` messages in `state` with an id above `after`, oldest first: the order in
     /// which the pipeline takes work (arrival order).
     async fn oldest_in_state(

@@ -616,6 +616,72 @@ pub enum DocumentOutcome {
     },
 }
 
+/// One step of a message's processing, for [`crate::Journal::apply_steps`]: each is what the
+/// journal method of the same name does, for the message the steps are applied to.
+#[derive(Debug, Clone)]
+pub enum JournalStep {
+    /// [`crate::Journal::transition`].
+    Transition {
+        /// The state the message must be in.
+        from: MessageState,
+        /// The state it moves to.
+        to: MessageState,
+        /// The event appended.
+        event: Event,
+    },
+    /// [`crate::Journal::record_event`].
+    RecordEvent(Event),
+    /// [`crate::Journal::register_document`] (the document is the message's).
+    RegisterDocument {
+        /// Its identity.
+        key: DocumentKey,
+        /// What is known of it.
+        meta: DocumentMeta,
+    },
+    /// [`crate::Journal::update_document`].
+    UpdateDocument {
+        /// The document (of this message).
+        doc: DocId,
+        /// The change.
+        update: DocumentUpdate,
+    },
+    /// [`crate::Journal::open_review`].
+    OpenReview {
+        /// The message, or one of its documents.
+        subject: ReviewSubject,
+        /// The reason's code.
+        code: String,
+        /// The reason, for the reviewer.
+        text: String,
+    },
+    /// [`crate::Journal::enqueue_delivery`].
+    EnqueueDelivery {
+        /// The document (of this message).
+        doc: DocId,
+        /// The sink's name.
+        sink: String,
+        /// The key the sink deduplicates on.
+        idempotency_key: String,
+        /// What is delivered.
+        payload: Vec<u8>,
+        /// Deliveries with the same key go in order.
+        ordering_key: String,
+    },
+}
+
+/// What a [`JournalStep`] did, in the order of the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// A transition or an event: done.
+    Done,
+    /// A document registered.
+    Document(DocumentOutcome),
+    /// A review opened (or the open one with the same reason).
+    Review(ReviewId),
+    /// A delivery enqueued (or the existing one with the same key).
+    Delivery(DeliveryId),
+}
+
 /// A document row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DocumentRecord {

@@ -386,6 +386,293 @@ impl SqliteJournal {
     }
 }
 
+async fn transition_in(
+    conn: &mut SqliteConnection,
+    id: MessageId,
+    from: MessageState,
+    to: MessageState,
+    event: Event,
+) -> Result<()> {
+    if !from.can_transition_to(to) {
+        return Err(StoreError::IllegalTransition { from, to });
+    }
+    let actual = message_state(conn, id).await?;
+    if actual != from {
+        debug!(message = id.0, %from, %actual, "stale transition refused");
+        return Err(StoreError::StaleState {
+            id,
+            expected: from,
+            actual,
+        });
+    }
+    let now = Timestamp::now();
+    let (code, text) = match &event.error {
+        Some(e) => (Some(e.code.as_str()), Some(e.text.as_str())),
+        None => (None, None),
+    };
+    let done = sqlx::query(
+        "UPDATE messages SET state = ?, updated_at = ?, last_error_code = ?, last_error_text = ?,
+            answer = CASE WHEN ? THEN COALESCE(answer, 'due') ELSE answer END
+         WHERE id = ? AND state = ?",
+    )
+    .bind(to.as_str())
+    .bind(now.0)
+    .bind(code)
+    .bind(text)
+    .bind(to.is_outcome())
+    .bind(id.0)
+    .bind(from.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        // Unreachable under BEGIN IMMEDIATE; kept as the optimistic check of record.
+        return Err(StoreError::StaleState {
+            id,
+            expected: from,
+            actual,
+        });
+    }
+    append_event(conn, id, now, Some(from), Some(to), &event).await?;
+    debug!(message = id.0, %from, %to, "message state changed");
+    Ok(())
+}
+
+async fn record_event_in(conn: &mut SqliteConnection, id: MessageId, event: Event) -> Result<()> {
+    message_state(conn, id).await?;
+    let now = Timestamp::now();
+    if let Some(e) = &event.error {
+        sqlx::query(
+            "UPDATE messages SET last_error_code = ?, last_error_text = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(&e.code)
+        .bind(&e.text)
+        .bind(now.0)
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    }
+    append_event(conn, id, now, None, None, &event).await?;
+    Ok(())
+}
+
+async fn register_document_in(
+    conn: &mut SqliteConnection,
+    message: MessageId,
+    key: &DocumentKey,
+    meta: &DocumentMeta,
+) -> Result<DocumentOutcome> {
+    check_key("a CDA id", &key.cda_id)?;
+    check_key("a CDA setId", &key.set_id)?;
+    message_state(conn, message).await?;
+    let now = Timestamp::now();
+    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM documents WHERE cda_id = ?")
+        .bind(&key.cda_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let current: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT id, version FROM documents WHERE set_id = ? AND superseded_by IS NULL
+         ORDER BY COALESCE(version, 1) DESC, id DESC LIMIT 1",
+    )
+    .bind(&key.set_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let replaces = match (existing, current) {
+        (Some(doc), _) => {
+            let event = Event::system(event_kinds::DOCUMENT_REGISTERED)
+                .with_detail(json!({ "outcome": "duplicate", "doc": doc }));
+            append_event(conn, message, now, None, None, &event).await?;
+            debug!(message = message.0, doc, "document already registered");
+            return Ok(DocumentOutcome::Duplicate(DocId(doc)));
+        }
+        (None, Some((cur, cur_version)))
+            if key.version.unwrap_or(1) <= cur_version.unwrap_or(1) =>
+        {
+            let event = Event::system(event_kinds::DOCUMENT_REGISTERED)
+                .with_detail(json!({ "outcome": "older_version", "current": cur }));
+            append_event(conn, message, now, None, None, &event).await?;
+            debug!(
+                message = message.0,
+                current = cur,
+                "document version not newer"
+            );
+            return Ok(DocumentOutcome::OlderVersion {
+                current: DocId(cur),
+            });
+        }
+        (None, Some((cur, _))) => Some(cur),
+        (None, None) => None,
+    };
+    let doc: i64 = sqlx::query_scalar(
+        "INSERT INTO documents (message_id, cda_id, set_id, version, type_code, patient_ipp,
+            validation, state, replaces, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(message.0)
+    .bind(&key.cda_id)
+    .bind(&key.set_id)
+    .bind(key.version)
+    .bind(&meta.type_code)
+    .bind(&meta.patient_ipp)
+    .bind(meta.validation.as_ref().map(|v| v.to_string()))
+    .bind(meta.state.as_str())
+    .bind(replaces)
+    .bind(now.0)
+    .bind(now.0)
+    .fetch_one(&mut *conn)
+    .await?;
+    if let Some(old) = replaces {
+        sqlx::query("UPDATE documents SET superseded_by = ?, updated_at = ? WHERE id = ?")
+            .bind(doc)
+            .bind(now.0)
+            .bind(old)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let outcome = if replaces.is_some() {
+        "new_version"
+    } else {
+        "new"
+    };
+    let event = Event::system(event_kinds::DOCUMENT_REGISTERED)
+        .with_detail(json!({ "outcome": outcome, "doc": doc, "replaces": replaces }));
+    append_event(conn, message, now, None, None, &event).await?;
+    debug!(message = message.0, doc, outcome, "document registered");
+    Ok(match replaces {
+        Some(old) => DocumentOutcome::NewVersion {
+            doc: DocId(doc),
+            replaces: DocId(old),
+        },
+        None => DocumentOutcome::New(DocId(doc)),
+    })
+}
+
+async fn update_document_in(
+    conn: &mut SqliteConnection,
+    id: DocId,
+    update: &DocumentUpdate,
+) -> Result<()> {
+    let message = message_of_document(conn, id).await?;
+    let now = Timestamp::now();
+    sqlx::query(
+        "UPDATE documents SET state = COALESCE(?, state),
+            patient_ipp = COALESCE(?, patient_ipp), validation = COALESCE(?, validation),
+            updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(update.state.map(DocumentState::as_str))
+    .bind(&update.patient_ipp)
+    .bind(update.validation.as_ref().map(|v| v.to_string()))
+    .bind(now.0)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    let event = Event::system(event_kinds::DOCUMENT_UPDATED).with_detail(json!({
+        "doc": id.0,
+        "state": update.state.map(DocumentState::as_str),
+        "patient_set": update.patient_ipp.is_some(),
+        "validation_set": update.validation.is_some(),
+    }));
+    append_event(conn, message, now, None, None, &event).await?;
+    debug!(doc = id.0, state = ?update.state, "document updated");
+    Ok(())
+}
+
+async fn enqueue_delivery_in(
+    conn: &mut SqliteConnection,
+    doc: DocId,
+    sink: &str,
+    idempotency_key: &str,
+    payload: Vec<u8>,
+    ordering_key: &str,
+) -> Result<DeliveryId> {
+    check_key("a sink name", sink)?;
+    check_key("an idempotency key", idempotency_key)?;
+    check_key("an ordering key", ordering_key)?;
+    let existing: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM deliveries WHERE sink = ? AND idempotency_key = ?")
+            .bind(sink)
+            .bind(idempotency_key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(id) = existing {
+        debug!(delivery = id, "delivery already enqueued");
+        return Ok(DeliveryId(id));
+    }
+    let message = message_of_document(conn, doc).await?;
+    let now = Timestamp::now();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO deliveries (document_id, sink, idempotency_key, ordering_key, payload,
+            state, attempts, not_before, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) RETURNING id",
+    )
+    .bind(doc.0)
+    .bind(sink)
+    .bind(idempotency_key)
+    .bind(ordering_key)
+    .bind(payload)
+    .bind(now.0)
+    .bind(now.0)
+    .bind(now.0)
+    .fetch_one(&mut *conn)
+    .await?;
+    let event = Event::system(event_kinds::DELIVERY_ENQUEUED)
+        .with_detail(json!({ "delivery": id, "doc": doc.0, "sink": sink }));
+    append_event(conn, message, now, None, None, &event).await?;
+    debug!(delivery = id, doc = doc.0, "delivery enqueued");
+    Ok(DeliveryId(id))
+}
+
+async fn open_review_in(
+    conn: &mut SqliteConnection,
+    subject: ReviewSubject,
+    reason_code: &str,
+    reason_text: &str,
+) -> Result<ReviewId> {
+    check_key("a review reason code", reason_code)?;
+    let (message, doc) = match subject {
+        ReviewSubject::Message(m) => {
+            message_state(conn, m).await?;
+            (m, None)
+        }
+        ReviewSubject::Document(d) => (message_of_document(conn, d).await?, Some(d.0)),
+    };
+    let existing: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM reviews WHERE message_id = ? AND document_id IS ? AND reason_code = ?
+           AND status = 'open'",
+    )
+    .bind(message.0)
+    .bind(doc)
+    .bind(reason_code)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = existing {
+        return Ok(ReviewId(id));
+    }
+    let now = Timestamp::now();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO reviews (message_id, document_id, reason_code, reason_text, status, created_at)
+         VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
+    )
+    .bind(message.0)
+    .bind(doc)
+    .bind(reason_code)
+    .bind(reason_text)
+    .bind(now.0)
+    .fetch_one(&mut *conn)
+    .await?;
+    let event = Event::system(event_kinds::REVIEW_OPENED)
+        .with_detail(json!({ "review": id, "doc": doc, "reason_code": reason_code }));
+    append_event(conn, message, now, None, None, &event).await?;
+    debug!(
+        review = id,
+        message = message.0,
+        reason_code,
+        "review opened"
+    );
+    Ok(ReviewId(id))
+}
+
 #[async_trait]
 impl Journal for SqliteJournal {
     async fn ingest(&self, req: IngestRequest<'_>) -> Result<IngestOutcome> {
@@ -533,67 +820,69 @@ impl Journal for SqliteJournal {
             return Err(StoreError::IllegalTransition { from, to });
         }
         let mut tx = self.begin_write().await?;
-        let actual = message_state(&mut tx, id).await?;
-        if actual != from {
-            debug!(message = id.0, %from, %actual, "stale transition refused");
-            return Err(StoreError::StaleState {
-                id,
-                expected: from,
-                actual,
-            });
-        }
-        let now = Timestamp::now();
-        let (code, text) = match &event.error {
-            Some(e) => (Some(e.code.as_str()), Some(e.text.as_str())),
-            None => (None, None),
-        };
-        let done = sqlx::query(
-            "UPDATE messages SET state = ?, updated_at = ?, last_error_code = ?, last_error_text = ?,
-                answer = CASE WHEN ? THEN COALESCE(answer, 'due') ELSE answer END
-             WHERE id = ? AND state = ?",
-        )
-        .bind(to.as_str())
-        .bind(now.0)
-        .bind(code)
-        .bind(text)
-        .bind(to.is_outcome())
-        .bind(id.0)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            // Unreachable under BEGIN IMMEDIATE; kept as the optimistic check of record.
-            return Err(StoreError::StaleState {
-                id,
-                expected: from,
-                actual,
-            });
-        }
-        append_event(&mut tx, id, now, Some(from), Some(to), &event).await?;
+        let out = transition_in(&mut tx, id, from, to, event).await?;
         tx.commit().await?;
-        debug!(message = id.0, %from, %to, "message state changed");
-        Ok(())
+        Ok(out)
+    }
+
+    async fn apply_steps(
+        &self,
+        message: MessageId,
+        steps: Vec<JournalStep>,
+    ) -> Result<Vec<StepOutcome>> {
+        // One savepoint of the group commit for them all: every step, or none.
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(steps.len());
+        for step in steps {
+            out.push(match step {
+                JournalStep::Transition { from, to, event } => {
+                    transition_in(&mut tx, message, from, to, event).await?;
+                    StepOutcome::Done
+                }
+                JournalStep::RecordEvent(event) => {
+                    record_event_in(&mut tx, message, event).await?;
+                    StepOutcome::Done
+                }
+                JournalStep::RegisterDocument { key, meta } => StepOutcome::Document(
+                    register_document_in(&mut tx, message, &key, &meta).await?,
+                ),
+                JournalStep::UpdateDocument { doc, update } => {
+                    update_document_in(&mut tx, doc, &update).await?;
+                    StepOutcome::Done
+                }
+                JournalStep::OpenReview {
+                    subject,
+                    code,
+                    text,
+                } => StepOutcome::Review(open_review_in(&mut tx, subject, &code, &text).await?),
+                JournalStep::EnqueueDelivery {
+                    doc,
+                    sink,
+                    idempotency_key,
+                    payload,
+                    ordering_key,
+                } => StepOutcome::Delivery(
+                    enqueue_delivery_in(
+                        &mut tx,
+                        doc,
+                        &sink,
+                        &idempotency_key,
+                        payload,
+                        &ordering_key,
+                    )
+                    .await?,
+                ),
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn record_event(&self, id: MessageId, event: Event) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        message_state(&mut tx, id).await?;
-        let now = Timestamp::now();
-        if let Some(e) = &event.error {
-            sqlx::query(
-                "UPDATE messages SET last_error_code = ?, last_error_text = ?, updated_at = ?
-                 WHERE id = ?",
-            )
-            .bind(&e.code)
-            .bind(&e.text)
-            .bind(now.0)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        }
-        append_event(&mut tx, id, now, None, None, &event).await?;
+        let out = record_event_in(&mut tx, id, event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(out)
     }
 
     async fn answers_due(&self, limit: u32) -> Result<Vec<MessageId>> {
@@ -695,90 +984,9 @@ impl Journal for SqliteJournal {
         check_key("a CDA id", &key.cda_id)?;
         check_key("a CDA setId", &key.set_id)?;
         let mut tx = self.begin_write().await?;
-        message_state(&mut tx, message).await?;
-        let now = Timestamp::now();
-        let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM documents WHERE cda_id = ?")
-            .bind(&key.cda_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let current: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT id, version FROM documents WHERE set_id = ? AND superseded_by IS NULL
-             ORDER BY COALESCE(version, 1) DESC, id DESC LIMIT 1",
-        )
-        .bind(&key.set_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let replaces = match (existing, current) {
-            (Some(doc), _) => {
-                let event = Event::system(event_kinds::DOCUMENT_REGISTERED)
-                    .with_detail(json!({ "outcome": "duplicate", "doc": doc }));
-                append_event(&mut tx, message, now, None, None, &event).await?;
-                tx.commit().await?;
-                debug!(message = message.0, doc, "document already registered");
-                return Ok(DocumentOutcome::Duplicate(DocId(doc)));
-            }
-            (None, Some((cur, cur_version)))
-                if key.version.unwrap_or(1) <= cur_version.unwrap_or(1) =>
-            {
-                let event = Event::system(event_kinds::DOCUMENT_REGISTERED)
-                    .with_detail(json!({ "outcome": "older_version", "current": cur }));
-                append_event(&mut tx, message, now, None, None, &event).await?;
-                tx.commit().await?;
-                debug!(
-                    message = message.0,
-                    current = cur,
-                    "document version not newer"
-                );
-                return Ok(DocumentOutcome::OlderVersion {
-                    current: DocId(cur),
-                });
-            }
-            (None, Some((cur, _))) => Some(cur),
-            (None, None) => None,
-        };
-        let doc: i64 = sqlx::query_scalar(
-            "INSERT INTO documents (message_id, cda_id, set_id, version, type_code, patient_ipp,
-                validation, state, replaces, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(message.0)
-        .bind(&key.cda_id)
-        .bind(&key.set_id)
-        .bind(key.version)
-        .bind(&meta.type_code)
-        .bind(&meta.patient_ipp)
-        .bind(meta.validation.as_ref().map(|v| v.to_string()))
-        .bind(meta.state.as_str())
-        .bind(replaces)
-        .bind(now.0)
-        .bind(now.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        if let Some(old) = replaces {
-            sqlx::query("UPDATE documents SET superseded_by = ?, updated_at = ? WHERE id = ?")
-                .bind(doc)
-                .bind(now.0)
-                .bind(old)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let outcome = if replaces.is_some() {
-            "new_version"
-        } else {
-            "new"
-        };
-        let event = Event::system(event_kinds::DOCUMENT_REGISTERED)
-            .with_detail(json!({ "outcome": outcome, "doc": doc, "replaces": replaces }));
-        append_event(&mut tx, message, now, None, None, &event).await?;
+        let out = register_document_in(&mut tx, message, key, meta).await?;
         tx.commit().await?;
-        debug!(message = message.0, doc, outcome, "document registered");
-        Ok(match replaces {
-            Some(old) => DocumentOutcome::NewVersion {
-                doc: DocId(doc),
-                replaces: DocId(old),
-            },
-            None => DocumentOutcome::New(DocId(doc)),
-        })
+        Ok(out)
     }
 
     async fn get_document(&self, id: DocId) -> Result<Option<DocumentRecord>> {
@@ -802,31 +1010,9 @@ impl Journal for SqliteJournal {
 
     async fn update_document(&self, id: DocId, update: &DocumentUpdate) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let message = message_of_document(&mut tx, id).await?;
-        let now = Timestamp::now();
-        sqlx::query(
-            "UPDATE documents SET state = COALESCE(?, state),
-                patient_ipp = COALESCE(?, patient_ipp), validation = COALESCE(?, validation),
-                updated_at = ?
-             WHERE id = ?",
-        )
-        .bind(update.state.map(DocumentState::as_str))
-        .bind(&update.patient_ipp)
-        .bind(update.validation.as_ref().map(|v| v.to_string()))
-        .bind(now.0)
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        let event = Event::system(event_kinds::DOCUMENT_UPDATED).with_detail(json!({
-            "doc": id.0,
-            "state": update.state.map(DocumentState::as_str),
-            "patient_set": update.patient_ipp.is_some(),
-            "validation_set": update.validation.is_some(),
-        }));
-        append_event(&mut tx, message, now, None, None, &event).await?;
+        let out = update_document_in(&mut tx, id, update).await?;
         tx.commit().await?;
-        debug!(doc = id.0, state = ?update.state, "document updated");
-        Ok(())
+        Ok(out)
     }
 
     async fn enqueue_delivery(
@@ -841,39 +1027,10 @@ impl Journal for SqliteJournal {
         check_key("an idempotency key", idempotency_key)?;
         check_key("an ordering key", ordering_key)?;
         let mut tx = self.begin_write().await?;
-        let existing: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM deliveries WHERE sink = ? AND idempotency_key = ?")
-                .bind(sink)
-                .bind(idempotency_key)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(id) = existing {
-            debug!(delivery = id, "delivery already enqueued");
-            return Ok(DeliveryId(id));
-        }
-        let message = message_of_document(&mut tx, doc).await?;
-        let now = Timestamp::now();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO deliveries (document_id, sink, idempotency_key, ordering_key, payload,
-                state, attempts, not_before, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) RETURNING id",
-        )
-        .bind(doc.0)
-        .bind(sink)
-        .bind(idempotency_key)
-        .bind(ordering_key)
-        .bind(payload)
-        .bind(now.0)
-        .bind(now.0)
-        .bind(now.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        let event = Event::system(event_kinds::DELIVERY_ENQUEUED)
-            .with_detail(json!({ "delivery": id, "doc": doc.0, "sink": sink }));
-        append_event(&mut tx, message, now, None, None, &event).await?;
+        let out =
+            enqueue_delivery_in(&mut tx, doc, sink, idempotency_key, payload, ordering_key).await?;
         tx.commit().await?;
-        debug!(delivery = id, doc = doc.0, "delivery enqueued");
-        Ok(DeliveryId(id))
+        Ok(out)
     }
 
     async fn claim_next(
@@ -1062,48 +1219,9 @@ impl Journal for SqliteJournal {
     ) -> Result<ReviewId> {
         check_key("a review reason code", reason_code)?;
         let mut tx = self.begin_write().await?;
-        let (message, doc) = match subject {
-            ReviewSubject::Message(m) => {
-                message_state(&mut tx, m).await?;
-                (m, None)
-            }
-            ReviewSubject::Document(d) => (message_of_document(&mut tx, d).await?, Some(d.0)),
-        };
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM reviews WHERE message_id = ? AND document_id IS ? AND reason_code = ?
-               AND status = 'open'",
-        )
-        .bind(message.0)
-        .bind(doc)
-        .bind(reason_code)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(id) = existing {
-            return Ok(ReviewId(id));
-        }
-        let now = Timestamp::now();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO reviews (message_id, document_id, reason_code, reason_text, status, created_at)
-             VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
-        )
-        .bind(message.0)
-        .bind(doc)
-        .bind(reason_code)
-        .bind(reason_text)
-        .bind(now.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        let event = Event::system(event_kinds::REVIEW_OPENED)
-            .with_detail(json!({ "review": id, "doc": doc, "reason_code": reason_code }));
-        append_event(&mut tx, message, now, None, None, &event).await?;
+        let out = open_review_in(&mut tx, subject, reason_code, reason_text).await?;
         tx.commit().await?;
-        debug!(
-            review = id,
-            message = message.0,
-            reason_code,
-            "review opened"
-        );
-        Ok(ReviewId(id))
+        Ok(out)
     }
 
     async fn list_reviews(&self, filter: &ReviewFilter) -> Result<Vec<Review>> {
