@@ -32,6 +32,6 @@ pub use config::{Auth, ClientCertFiles, ImapConfig, Security, Timeouts};
 pub use error::{ImapError, TlsProblem};
 pub use report::{ConnectionReport, Step, StepKind, StepStatus};
 pub use session::{
-    IdleOutcome, MailboxStatus, MoveMethod, ServerCapabilities, Session, connect,
-    connect_with_report, test_connection,
+    Fetched, IdleOutcome, MAX_UIDS_PER_COMMAND, MailboxStatus, MoveMethod, ServerCapabilities,
+    Session, connect, connect_with_report, test_connection,
 };

@@ -779,6 +779,79 @@ impl Session {
         }
     }
 
+    /// Several messages in two commands whatever their number (sizes, then the bodies of
+    /// those within `max_message_bytes`), instead of two per message: what a fetch of one
+    /// message answers, for each UID asked, in the order asked. At most
+    /// [`MAX_UIDS_PER_COMMAND`] UIDs per call.
+    pub async fn fetch_many(&mut self, uids: &[u32]) -> Result<Vec<(u32, Fetched)>, ImapError> {
+        self.require_selected()?;
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if uids.len() > MAX_UIDS_PER_COMMAND {
+            return Err(ImapError::Protocol {
+                during: "UID FETCH",
+                detail: format!(
+                    "{} UIDs asked at once, at most {MAX_UIDS_PER_COMMAND}",
+                    uids.len()
+                ),
+            });
+        }
+        let set = uid_set(uids);
+        let mut s = self.take()?;
+        let r = timed(self.timeouts.command, "UID FETCH", async {
+            let fetches: Vec<_> = s
+                .uid_fetch(&set, "(UID RFC822.SIZE)")
+                .await?
+                .try_collect()
+                .await?;
+            Ok(fetches
+                .iter()
+                .filter_map(|f| Some((f.uid?, f.size)))
+                .collect::<std::collections::HashMap<u32, Option<u32>>>())
+        })
+        .await;
+        let sizes = self.settle(s, r, "UID FETCH")?;
+        let wanted: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| matches!(sizes.get(u), Some(size) if size.is_none_or(|n| n <= self.max_message_bytes)))
+            .collect();
+        let mut bodies = std::collections::HashMap::new();
+        if !wanted.is_empty() {
+            let set = uid_set(&wanted);
+            let mut s = self.take()?;
+            let r = timed(self.timeouts.command, "UID FETCH", async {
+                let fetches: Vec<_> = s
+                    .uid_fetch(&set, "(UID BODY.PEEK[])")
+                    .await?
+                    .try_collect()
+                    .await?;
+                Ok(fetches
+                    .iter()
+                    .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+                    .collect::<std::collections::HashMap<u32, Vec<u8>>>())
+            })
+            .await;
+            bodies = self.settle(s, r, "UID FETCH")?;
+        }
+        let limit = self.max_message_bytes;
+        Ok(uids
+            .iter()
+            .map(|&uid| {
+                let outcome = match (sizes.get(&uid), bodies.remove(&uid)) {
+                    (_, Some(body)) => Fetched::Body(body),
+                    (Some(Some(size)), None) if *size > limit => {
+                        Fetched::TooLarge { size: *size, limit }
+                    }
+                    // Expunged between the commands, or never there.
+                    _ => Fetched::Gone,
+                };
+                (uid, outcome)
+            })
+            .collect())
+    }
+
     /// Whether a folder exists (`LIST`).
     pub async fn folder_exists(&mut self, folder: &str) -> Result<bool, ImapError> {
         let name = mutf7::encode(folder);
@@ -971,6 +1044,22 @@ mod tests {
         assert_eq!(server_text("code: None, info: None"), "(no text)");
         assert_eq!(server_text("plain words"), "plain words");
     }
+}
+
+/// What [`Session::fetch_many`] got for one UID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The whole message.
+    Body(Vec<u8>),
+    /// Larger than `max_message_bytes`: not downloaded.
+    TooLarge {
+        /// Its size (`RFC822.SIZE`).
+        size: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// No message has this UID any more.
+    Gone,
 }
 
 /// Most UIDs named in one command by [`Session::move_many`] (keeps command lines short).

@@ -6,13 +6,13 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use relais_imap::{
-    Auth, ClientCertFiles, IdleOutcome, ImapConfig, ImapError, MoveMethod, Security, StepKind,
-    StepStatus, TlsProblem, codes, connect, test_connection,
+    Auth, ClientCertFiles, Fetched, IdleOutcome, ImapConfig, ImapError, MoveMethod, Security,
+    StepKind, StepStatus, TlsProblem, codes, connect, test_connection,
 };
 use relais_testsupport::mailserver::{MailServer, MailServerOptions};
 
 const USERS: &[&str] = &[
-    "tls", "starttls", "report", "fetch", "since", "move", "idle", "uidv", "mtls",
+    "tls", "starttls", "report", "fetch", "since", "move", "idle", "uidv", "mtls", "many",
 ];
 
 fn server() -> &'static MailServer {
@@ -456,6 +456,58 @@ async fn fetch_by_uid_after_lmtp_delivery_does_not_set_seen() {
     assert_eq!(err.code(), codes::MESSAGE_TOO_LARGE, "{err}");
     // The session is still usable after a refused fetch.
     assert_eq!(session.uids_since(0).await.unwrap(), uids);
+}
+
+/// Many messages in two commands: bodies in the order asked, the one over the size limit
+/// refused without download, a UID that is not there reported gone, `\Seen` left alone.
+#[tokio::test]
+async fn fetch_many_answers_each_uid_in_two_commands() {
+    let s = server();
+    let big = {
+        let mut m = mail("big");
+        m.extend(std::iter::repeat_n(b'x', 4000));
+        m.extend_from_slice(b"\r\n");
+        m
+    };
+    s.deliver_lmtp("many", &mail("a"));
+    s.deliver_lmtp("many", &big);
+    s.deliver_lmtp("many", &mail("c"));
+    let mut cfg = config("many");
+    cfg.max_message_bytes = 3000;
+    let mut session = connect(&cfg).await.unwrap();
+    session.select().await.unwrap();
+    let uids = session.uids_since(0).await.unwrap();
+    assert_eq!(uids.len(), 3);
+    let asked = [uids[2], 9999, uids[0], uids[1]];
+    let got = session.fetch_many(&asked).await.unwrap();
+    assert_eq!(
+        got.iter().map(|(u, _)| *u).collect::<Vec<_>>(),
+        asked.to_vec()
+    );
+    let body = |f: &Fetched| match f {
+        Fetched::Body(b) => String::from_utf8(b.clone()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(body(&got[0].1).ends_with(&String::from_utf8(mail("c")).unwrap()));
+    assert_eq!(got[1].1, Fetched::Gone);
+    assert!(body(&got[2].1).ends_with(&String::from_utf8(mail("a")).unwrap()));
+    assert!(
+        matches!(got[3].1, Fetched::TooLarge { size, limit: 3000 } if size > 4000),
+        "{:?}",
+        got[3].1
+    );
+    assert!(session.fetch_many(&[]).await.unwrap().is_empty());
+    let flags = s.doveadm(&[
+        "fetch",
+        "-u",
+        &s.address("many"),
+        "flags",
+        "mailbox",
+        "INBOX",
+        "all",
+    ]);
+    assert!(!flags.contains("\\Seen"), "{flags}");
+    session.logout().await.unwrap();
 }
 
 #[tokio::test]
