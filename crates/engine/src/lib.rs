@@ -200,6 +200,8 @@ pub struct Engine {
     /// The outbound side (letters to MSSanté, DSN/MDN tracking), when `[outbound]` is set;
     /// shared with the tasks of its MLLP listener.
     outbound: Option<Arc<outbound::Outbound>>,
+    /// Which IMAP mailboxes this instance polls (leases shared with the other instances).
+    cluster: sources::cluster::Cluster,
 }
 
 impl Engine {
@@ -210,11 +212,14 @@ impl Engine {
         if !problems.is_empty() {
             return Err(config::ConfigError::Invalid(problems.join("; ")).into());
         }
-        let (journal, sqlite): (Arc<dyn Journal>, Option<SqliteJournal>) = match config.journal.kind
-        {
+        let (journal, sqlite, leases): (
+            Arc<dyn Journal>,
+            Option<SqliteJournal>,
+            Arc<dyn relais_store::Leases>,
+        ) = match config.journal.kind {
             config::JournalKind::Sqlite => {
                 let j = SqliteJournal::open(config.data_dir.join("journal")).await?;
-                (Arc::new(j.clone()), Some(j))
+                (Arc::new(j.clone()), Some(j.clone()), Arc::new(j))
             }
             config::JournalKind::Postgres => {
                 let file = config.journal.url_file.clone().unwrap_or_default();
@@ -228,12 +233,23 @@ impl Engine {
                 if let Some(n) = config.journal.max_connections {
                     pg.max_connections = n;
                 }
-                (
-                    Arc::new(relais_store::PgJournal::open_with(pg).await?),
-                    None,
-                )
+                let pg = Arc::new(relais_store::PgJournal::open_with(pg).await?);
+                (pg.clone(), None, pg)
             }
         };
+        let cluster = sources::cluster::Cluster::new(
+            leases,
+            worker_id(std::process::id()),
+            config.journal.lease_ttl(),
+            config
+                .sources
+                .iter()
+                .filter_map(|s| match s {
+                    Source::Imap { name, .. } => Some(name.clone()),
+                    Source::Maildir { .. } => None,
+                })
+                .collect(),
+        );
         let options = CheckOptions {
             pack: config.validation.pack.clone(),
             mappings: config.validation.mappings.clone(),
@@ -289,6 +305,7 @@ impl Engine {
             worker: worker_id(std::process::id()),
             mllp_clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             recovered: std::sync::atomic::AtomicBool::new(false),
+            cluster,
         })
     }
 
@@ -318,13 +335,20 @@ impl Engine {
                             reason,
                         },
                     )?;
+                    // One instance at a time polls a mailbox: the holder of its lease.
+                    let Some(permit) = self.cluster.permit(name).await else {
+                        continue;
+                    };
+                    let still_held = || permit.still_held();
                     let started = std::time::Instant::now();
                     // Mails are processed as they are journaled: the processor follows the poll
                     // and takes one last look once the poll has finished.
                     let poll_done = std::sync::atomic::AtomicBool::new(false);
                     let (polled, processed) = tokio::join!(
                         async {
-                            let r = sources::imap::poll(self.journal.as_ref(), name, &cfg).await;
+                            let r =
+                                sources::imap::poll(self.journal.as_ref(), name, &cfg, &still_held)
+                                    .await;
                             poll_done.store(true, std::sync::atomic::Ordering::SeqCst);
                             r
                         },
@@ -348,6 +372,7 @@ impl Engine {
                             // A mailbox down must not stop the others: said, retried next poll.
                             tracing::error!(source = %name, code = %e.code(), error = %e, "IMAP poll failed; retrying at the next poll");
                             summary.source_errors += 1;
+                            self.cluster.finish(permit).await;
                             continue;
                         }
                     };
@@ -374,11 +399,17 @@ impl Engine {
                         if uids.is_empty() {
                             continue;
                         }
+                        if !permit.still_held() {
+                            // Another instance may poll the mailbox now: it moves them.
+                            tracing::info!(source = %name, mails = uids.len(), "mailbox lease lost: journaled mails left for the next holder to move");
+                            continue;
+                        }
                         if let Err(e) = session.move_many(&uids, folder).await {
                             tracing::warn!(source = %name, mails = uids.len(), code = %e.code(), "journaled mails not moved; they will be seen again and deduplicated");
                         }
                     }
                     let _ = session.logout().await;
+                    self.cluster.finish(permit).await;
                     tracing::debug!(
                         target: "relais::timing",
                         source = %name,
@@ -1236,6 +1267,7 @@ impl Engine {
                             cfg,
                             wake_tx.clone(),
                             shutdown.clone(),
+                            self.cluster.held(name),
                         ));
                     }
                     Err(reason) => {
@@ -1252,8 +1284,21 @@ impl Engine {
         // Alerts by mail and webhook, evaluated on their own period (see `alerts`).
         alerts::spawn(&self.config, self.journal.clone(), shutdown.clone())
             .map_err(config::ConfigError::Invalid)?;
+        // Mailbox leases, renewed by a task of their own, given back when the loop ends.
+        let leases = self.cluster.start_keeper(wake_tx.clone());
         loop {
-            let summary = self.run_once().await?;
+            if self.cluster.take_recovery_due() {
+                // An instance died: take up what it left half-done (see sources::cluster).
+                self.recovered
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+            let summary = match self.run_once().await {
+                Ok(summary) => summary,
+                Err(e) => {
+                    leases.stop().await;
+                    return Err(e);
+                }
+            };
             if summary != RunSummary::default() {
                 tracing::info!(?summary, "cycle done");
             }
@@ -1264,6 +1309,7 @@ impl Engine {
                 }
                 _ = shutdown.changed() => {
                     tracing::info!("shutdown requested: work in hand finished, stopping");
+                    leases.stop().await;
                     return Ok(());
                 }
             }
@@ -1340,8 +1386,9 @@ fn worker_id(pid: u32) -> String {
     format!("relais@{}:{pid}", host_name())
 }
 
-/// Whether the worker named `owner` was a process of this host that no longer runs. Workers of
-/// other hosts are never judged gone: their leases expire on their own.
+/// Whether the worker named `owner` was a process of this host that no longer runs, or an
+/// instance whose liveness lease expired (declared gone by [`sources::cluster`]). Other workers
+/// of other hosts are never judged gone: their leases expire on their own.
 fn worker_is_gone(owner: &str) -> bool {
     let Some((host, pid)) = owner
         .strip_prefix("relais@")
@@ -1352,9 +1399,10 @@ fn worker_is_gone(owner: &str) -> bool {
     let Ok(pid) = pid.parse::<u32>() else {
         return false;
     };
-    host == host_name()
+    (host == host_name()
         && pid != std::process::id()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        || sources::cluster::declared_gone(owner)
 }
 
 /// The journal's identity of a CDA document: id, setId, version.

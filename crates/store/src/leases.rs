@@ -67,6 +67,10 @@ pub trait Leases: Send + Sync {
 
     /// Who holds the lease `name`, if anyone took it and nobody released it since.
     async fn lease(&self, name: &str) -> Result<Option<LeaseInfo>>;
+
+    /// Every lease (expired ones included) whose name starts with `prefix`, by name: e.g.
+    /// `instance:` for the instances that announced themselves and when each was last heard of.
+    async fn leases_with_prefix(&self, prefix: &str) -> Result<Vec<(String, LeaseInfo)>>;
 }
 
 /// Checks the arguments shared by `try_acquire` and `renew`.
@@ -89,6 +93,15 @@ pub(crate) fn check_lease_args(name: &str, holder: &str, ttl: Duration) -> Resul
 
 fn ttl_millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[derive(sqlx::FromRow)]
+struct NamedLeaseRow {
+    name: String,
+    holder: String,
+    acquired_at: i64,
+    renewed_at: i64,
+    expires_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -171,5 +184,65 @@ impl Leases for SqliteJournal {
             expires_at: Timestamp(r.expires_at),
             expired: r.expires_at <= now.0,
         }))
+    }
+
+    async fn leases_with_prefix(&self, prefix: &str) -> Result<Vec<(String, LeaseInfo)>> {
+        let rows = sqlx::query_as::<_, NamedLeaseRow>(
+            "SELECT name, holder, acquired_at, renewed_at, expires_at FROM leases
+             WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
+        )
+        .bind(prefix)
+        .fetch_all(&self.reader)
+        .await?;
+        let now = Timestamp::now();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let expired = r.expires_at <= now.0;
+                (
+                    r.name,
+                    LeaseInfo {
+                        holder: r.holder,
+                        acquired_at: Timestamp(r.acquired_at),
+                        renewed_at: Timestamp(r.renewed_at),
+                        expires_at: Timestamp(r.expires_at),
+                        expired,
+                    },
+                )
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn leases_are_listed_by_name_prefix_with_their_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(dir.path().join("journal"))
+            .await
+            .unwrap();
+        let short = Duration::from_millis(100);
+        let long = Duration::from_secs(60);
+        assert!(j.try_acquire("instance:a", "a", short).await.unwrap());
+        assert!(j.try_acquire("instance:b", "b", long).await.unwrap());
+        assert!(j.try_acquire("imap:bal", "a", long).await.unwrap());
+        // `_` and `%` are not wildcards.
+        assert!(j.try_acquire("instance_x", "x", long).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let listed = j.leases_with_prefix("instance:").await.unwrap();
+        let names: Vec<(&str, &str, bool)> = listed
+            .iter()
+            .map(|(n, l)| (n.as_str(), l.holder.as_str(), l.expired))
+            .collect();
+        assert_eq!(
+            names,
+            [("instance:a", "a", true), ("instance:b", "b", false)]
+        );
+        assert_eq!(j.leases_with_prefix("imap:").await.unwrap().len(), 1);
+        assert_eq!(j.leases_with_prefix("").await.unwrap().len(), 4);
+        assert!(j.leases_with_prefix("none:").await.unwrap().is_empty());
     }
 }

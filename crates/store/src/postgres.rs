@@ -1651,4 +1651,28 @@ impl Leases for PgJournal {
             expired: r.expired,
         }))
     }
+
+    async fn leases_with_prefix(&self, prefix: &str) -> Result<Vec<(String, LeaseInfo)>> {
+        let rows: Vec<(String, String, i64, i64, i64, bool)> = sqlx::query_as(
+            "SELECT name, holder, acquired_at, renewed_at, expires_at,
+                expires_at <= relais_now_ms() AS expired
+             FROM leases WHERE left(name, char_length($1)) = $1 ORDER BY name",
+        )
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, holder, acquired_at, renewed_at, expires_at, expired)| {
+                let info = LeaseInfo {
+                    holder,
+                    acquired_at: Timestamp(acquired_at),
+                    renewed_at: Timestamp(renewed_at),
+                    expires_at: Timestamp(expires_at),
+                    expired,
+                };
+                (name, info)
+            })
+            .collect())
+    }
 }

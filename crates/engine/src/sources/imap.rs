@@ -93,10 +93,15 @@ const FETCH_GROUP: usize = 32;
 /// Fetching and journaling overlap: while the journal commits one group of mails (together,
 /// sharing its fsyncs), the next group is fetched. A mail is handed back for moving only once
 /// the journal holds it.
+///
+/// `still_held` says whether this instance still holds the mailbox's lease (see
+/// [`super::cluster`]): it is asked before each group, and once it says no, nothing more is
+/// fetched (what was fetched is journaled; the next holder sees the rest).
 pub async fn poll(
     journal: &dyn Journal,
     name: &str,
     cfg: &ImapConfig,
+    still_held: &(dyn Fn() -> bool + Sync),
 ) -> Result<(relais_imap::Session, Vec<Fetched>, usize, usize), relais_imap::ImapError> {
     let mut session = relais_imap::connect(cfg).await?;
     let status = session.select().await?;
@@ -104,6 +109,13 @@ pub async fn poll(
     let mut tally = Tally::default();
     let mut pending: Vec<(u32, Vec<u8>)> = Vec::new();
     for group in uids.chunks(FETCH_GROUP) {
+        if !still_held() {
+            tracing::info!(
+                source = name,
+                "mailbox lease lost during a poll: fetching stopped"
+            );
+            break;
+        }
         let to_journal = std::mem::take(&mut pending);
         let (fetched, ()) = tokio::join!(
             fetch_group(&mut session, group),
@@ -178,16 +190,29 @@ async fn journal_group(
 /// (RFC 2177), so at most every 25.
 pub const IDLE_RENEW: std::time::Duration = std::time::Duration::from_secs(25 * 60);
 
-/// Watch a mailbox with IMAP IDLE and send a wake-up when it changes, until `shutdown`.
+/// Watch a mailbox with IMAP IDLE and send a wake-up when it changes, until `shutdown`, while
+/// `held` says this instance holds the mailbox's lease (the IDLE session is closed when it
+/// loses it, and opened again when it takes it back).
 /// Connection problems are logged and retried with backoff (1 s doubling up to 5 minutes).
 pub async fn watch(
     name: String,
     cfg: ImapConfig,
     wake: tokio::sync::mpsc::Sender<()>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut held: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut backoff = std::time::Duration::from_secs(1);
     loop {
+        if !*held.borrow_and_update() {
+            tokio::select! {
+                r = held.wait_for(|h| *h) => {
+                    if r.is_err() {
+                        return;
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
         let session = tokio::select! {
             r = relais_imap::connect(&cfg) => r,
             _ = shutdown.changed() => return,
@@ -218,6 +243,10 @@ pub async fn watch(
             let outcome = tokio::select! {
                 r = session.idle(IDLE_RENEW) => r,
                 _ = shutdown.changed() => return,
+                _ = held.wait_for(|h| !*h) => {
+                    // Another instance polls this mailbox now: close this session.
+                    break;
+                }
             };
             match outcome {
                 Ok(relais_imap::IdleOutcome::NewData) => {
