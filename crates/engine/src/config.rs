@@ -501,6 +501,9 @@ impl Config {
             reason: e.to_string(),
         })?;
         let config = Config::parse(&text, &path.display().to_string())?;
+        for warning in exposed_secret_files(&text) {
+            tracing::warn!("{warning}");
+        }
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -670,6 +673,69 @@ impl Config {
             .map(|r| r.sinks.iter().map(String::as_str).collect())
             .unwrap_or_default()
     }
+}
+
+/// Keys whose value names a file holding a secret: a private key, a password, a token, a
+/// database URL with its password, the console's password hashes.
+const SECRET_FILE_KEYS: &[&str] = &[
+    "client_key",
+    "tls_key",
+    "password_file",
+    "token_file",
+    "bearer_token_file",
+    "url_file",
+    "users_file",
+];
+
+/// One warning per secret file of the configuration `text` that others can read or that its
+/// group can write (what `deploy/OPERATIONS.md` asks: `0600 relais` or `0640 root:relais`).
+/// [`Config::load`] logs them; they do not stop Relais (a warning, like sshd's for a lax
+/// `authorized_keys`, would be a refusal there: here a refusal would stop the mail flow on an
+/// upgrade).
+pub fn exposed_secret_files(text: &str) -> Vec<String> {
+    fn walk(value: &toml::Value, out: &mut Vec<(String, PathBuf)>) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    match v {
+                        toml::Value::String(s) if SECRET_FILE_KEYS.contains(&k.as_str()) => {
+                            out.push((k.clone(), PathBuf::from(s)));
+                        }
+                        other => walk(other, out),
+                    }
+                }
+            }
+            toml::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let Ok(doc) = toml::from_str::<toml::Value>(text) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    walk(&doc, &mut files);
+    let mut out = Vec::new();
+    #[cfg(unix)]
+    for (key, path) in files {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue; // a missing file is reported where it is read
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o027 != 0 {
+            out.push(format!(
+                "{key} {}: mode {mode:04o} lets {} it; restrict it to 0600 (owner relais) or \
+                 0640 (owner root, group relais)",
+                path.display(),
+                if mode & 0o007 != 0 {
+                    "every local user read or write"
+                } else {
+                    "its group write"
+                }
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
