@@ -13,6 +13,9 @@ pub const MAILS_JOURNALED: &str = "relais_mails_journaled_total";
 pub const MAILS_DUPLICATE: &str = "relais_mails_duplicate_total";
 /// Polls of a source that failed (connection, login, mailbox), by source. Counter.
 pub const SOURCE_ERRORS: &str = "relais_source_errors_total";
+/// Mails left on the server, in its quarantine folder, because they exceed `max_mail_bytes`.
+/// Counter.
+pub const MAILS_TOO_LARGE: &str = "relais_mails_too_large_total";
 /// 1 when the last poll of a source succeeded, 0 when it failed. Gauge.
 pub const SOURCE_UP: &str = "relais_source_up";
 /// Messages processed, by source and outcome (filed, rejected, awaiting_review, matched).
@@ -44,6 +47,10 @@ pub(crate) fn journaled(source: &str, new: usize, duplicates: usize) {
     }
     metrics::counter!(MAILS_JOURNALED, "source" => source.to_string()).increment(new as u64);
     metrics::counter!(MAILS_DUPLICATE, "source" => source.to_string()).increment(duplicates as u64);
+}
+
+pub(crate) fn too_large(count: usize) {
+    metrics::counter!(MAILS_TOO_LARGE).increment(count as u64);
 }
 
 pub(crate) fn source_up(source: &str, up: bool) {

@@ -161,3 +161,53 @@ async fn idle_wakes_the_daemon_when_mail_arrives() {
     daemon.await.unwrap().unwrap();
     assert_eq!(states(&e).await, vec![MessageState::Filed]);
 }
+
+/// A mail over `max_mail_bytes` is not downloaded: it goes, as it is, to the quarantine folder
+/// on the server; the mails around it are filed; the mailbox is not blocked by it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mail_over_the_size_limit_is_quarantined_on_the_server_and_blocks_nothing() {
+    let server = MailServer::start();
+    let peer = DpiPeer::start(&[]);
+    let normal = sample("mail/ldl-ses-n1.eml");
+    let limit = normal.len() as u64 + 20_000;
+    let mut big = b"X-Padding: ".to_vec();
+    big.extend(std::iter::repeat_n(b'p', 60_000));
+    big.extend_from_slice(b"\r\n");
+    big.extend_from_slice(&sample("mail/cr-bio-n1.eml"));
+    server.deliver_lmtp("dpi", &big);
+    server.deliver_lmtp("dpi", &normal);
+    let tmp = tempfile::tempdir().unwrap();
+    let password = tmp.path().join("password");
+    std::fs::write(&password, format!("{}\n", server.password())).unwrap();
+    let source = Source::Imap {
+        address: None,
+        name: "bal-dpi".into(),
+        host: server.host(),
+        port: server.ports().imaps,
+        security: ImapSecurity::Tls,
+        ca_files: vec![server.ca_pem().to_path_buf()],
+        client_cert: None,
+        client_key: None,
+        user: Some(server.address("dpi")),
+        password_file: Some(password),
+        mailbox: "INBOX".into(),
+        processed_folder: "Relais-Traites".into(),
+        quarantine_folder: "Relais-Quarantaine".into(),
+    };
+    let mut c = config(tmp.path(), vec![source], vec![mllp_sink(&peer.address())], true);
+    c.limits.max_mail_bytes = limit;
+    let e = Engine::open(c).await.unwrap();
+    e.journal()
+        .upsert_patient(&camille("IPP-42"))
+        .await
+        .unwrap();
+    let s = e.run_once().await.unwrap();
+    assert_eq!((s.journaled, s.filed), (1, 1), "{s:?}");
+    assert_eq!(peer.records().len(), 1);
+    assert!(server.imap_uids("dpi", "INBOX").is_empty());
+    assert_eq!(server.imap_uids("dpi", "Relais-Traites").len(), 1);
+    assert_eq!(server.imap_uids("dpi", "Relais-Quarantaine").len(), 1);
+    // Nothing is left to take, nothing taken twice.
+    let s = e.run_once().await.unwrap();
+    assert_eq!((s.journaled, s.deliveries), (0, 0), "{s:?}");
+}

@@ -70,6 +70,7 @@ pub struct Session {
     timeouts: Timeouts,
     mailbox: String,
     max_message_bytes: u32,
+    quarantine_folder: String,
     selected: Option<MailboxStatus>,
 }
 
@@ -575,6 +576,7 @@ async fn establish(cfg: &ImapConfig, report: &mut ConnectionReport) -> Result<Se
         timeouts: to,
         mailbox: cfg.mailbox.clone(),
         max_message_bytes: cfg.max_message_bytes,
+        quarantine_folder: cfg.quarantine_folder.clone(),
         selected: None,
     })
 }
@@ -623,6 +625,11 @@ impl Session {
     /// What the server supports.
     pub fn capabilities(&self) -> ServerCapabilities {
         self.capabilities
+    }
+
+    /// Where mails Relais will not take are moved (`ImapConfig::quarantine_folder`).
+    pub fn quarantine_folder(&self) -> &str {
+        &self.quarantine_folder
     }
 
     /// The state found by the last [`Session::select`].

@@ -134,15 +134,35 @@ struct Tally {
     duplicates: usize,
 }
 
+/// Fetches a group of mails in two commands. A mail larger than `max_mail_bytes` is not
+/// downloaded: it is moved, as it is, to the quarantine folder on the server, with an error in
+/// the log naming its UID and size, so that it neither blocks the mailbox nor goes unseen.
 async fn fetch_group(
     session: &mut relais_imap::Session,
     uids: &[u32],
 ) -> Result<Vec<(u32, Vec<u8>)>, relais_imap::ImapError> {
     let mut out = Vec::with_capacity(uids.len());
-    for &uid in uids {
-        if let Some(raw) = session.fetch(uid).await? {
-            out.push((uid, raw));
+    let mut too_large = Vec::new();
+    for (uid, fetched) in session.fetch_many(uids).await? {
+        match fetched {
+            relais_imap::Fetched::Body(raw) => out.push((uid, raw)),
+            relais_imap::Fetched::TooLarge { size, limit } => {
+                tracing::error!(
+                    uid,
+                    size,
+                    limit,
+                    folder = session.quarantine_folder(),
+                    "mail larger than max_mail_bytes: not downloaded, moved to the quarantine folder; raise [limits] max_mail_bytes to take it"
+                );
+                too_large.push(uid);
+            }
+            relais_imap::Fetched::Gone => {}
         }
+    }
+    if !too_large.is_empty() {
+        let folder = session.quarantine_folder().to_string();
+        session.move_many(&too_large, &folder).await?;
+        crate::metrics::too_large(too_large.len());
     }
     Ok(out)
 }
