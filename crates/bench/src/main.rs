@@ -9,6 +9,12 @@
 //! Figures are medians of several rounds. The ANS material comes from `../shared/ans` or
 //! `RELAIS_ANS_DIR`; Java and Saxon-HE are needed for the schematron figure.
 
+mod inbound;
+mod latency;
+mod mllp;
+mod reference;
+mod summary;
+
 use clap::{Parser, Subcommand};
 use relais_check::{CheckOptions, Checker, CodeTables, SchematronMode};
 use std::path::{Path, PathBuf};
@@ -40,9 +46,46 @@ enum Suite {
         #[arg(long, default_value_t = 2000)]
         mails: usize,
     },
+    /// Parse + validate per mail, relais against the Python reference pipeline
+    /// (tests/reference/reference_pipeline.py), without and with the ANS schematrons.
+    Reference {
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long, default_value_t = 200)]
+        mails: usize,
+    },
+    /// MLLP round-trips per second (MDM^T02 + ACK) of relais's DPI client on loopback.
+    Mllp {
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Messages per round.
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+    },
+    /// Arrival-to-filed latency (p50, p99) with IMAP IDLE, mails arriving at a steady rate
+    /// into a real Dovecot (needs dovecot: `bash tests/setup.sh`, as root).
+    Latency {
+        /// Mails per second.
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        /// How long mails keep arriving.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// Every suite, then a Markdown summary table with the goals (for BENCHMARKS.md).
+    All {
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Mails in the inbound suite's mailbox.
+        #[arg(long, default_value_t = 2000)]
+        inbound_mails: usize,
+    },
     /// Internal: check one file and print the peak resident memory (VmHWM) in KiB.
     #[command(hide = true)]
     MemProbe { file: PathBuf },
+    /// Internal: run the engine once on a configuration, print filed, seconds and VmHWM KiB.
+    #[command(hide = true)]
+    InboundEngine { config: PathBuf },
 }
 
 fn main() {
@@ -56,7 +99,23 @@ fn main() {
     match args.suite {
         Suite::Check { rounds, mails } => check_suite(rounds, mails),
         Suite::MemProbe { file } => mem_probe(&file),
-        Suite::Inbound { mails } => inbound_suite(mails),
+        Suite::Inbound { mails } => inbound::suite(mails),
+        Suite::Reference { rounds, mails } => reference::suite(rounds, mails),
+        Suite::Mllp { rounds, messages } => mllp::suite(rounds, messages),
+        Suite::Latency { rate, seconds } => latency::suite(rate, seconds),
+        Suite::InboundEngine { config } => inbound::engine_once(&config),
+        Suite::All {
+            rounds,
+            inbound_mails,
+        } => {
+            reference::suite(rounds, 200);
+            mllp::suite(rounds, 2000);
+            latency::suite(5.0, 60);
+            check_suite(rounds, 200);
+            inbound::suite(inbound_mails);
+            println!("\n## Summary\n\nMachine: {}\n", summary::machine());
+            print!("{}", summary::markdown());
+        }
     }
 }
 
@@ -266,7 +325,14 @@ fn check_suite(rounds: usize, mails: usize) {
                 mb(base),
                 mb(kib.saturating_sub(base)),
                 kib.saturating_sub(base) as f64 * 1024.0 / attachment as f64
-            )
+            );
+            let ratio = kib as f64 * 1024.0 / attachment as f64;
+            summary::record(
+                "peak memory (VmHWM) checking a mail with a 40 MB attachment",
+                format!("**{:.1} MB = {ratio:.2}x** the attachment", mb(kib)),
+                "<= 3x the attachment",
+                Some(ratio <= 3.0),
+            );
         }
         (a, b) => println!("peak memory: NOT MEASURED ({a:?} {b:?})"),
     }
@@ -314,106 +380,4 @@ fn mem_probe(file: &Path) {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .expect("VmHWM");
     println!("{hwm}");
-}
-
-/// How many patients the inbound benchmark's mails are about.
-const BENCH_PATIENTS: usize = 200;
-
-/// A test INS-NIR (13 digits and their key) for patient number `n`: the sample patient's, with
-/// another order number.
-fn bench_ins(n: usize) -> String {
-    let base = format!("2790351215{:03}", n % 1000);
-    let number: u64 = base.parse().expect("digits");
-    format!("{base}{:02}", 97 - number % 97)
-}
-
-fn inbound_suite(mails: usize) {
-    use relais_engine::config::{Config, ImapSecurity, Patients, SchematronSetting, Sink, Source};
-    let server = relais_testsupport::mailserver::MailServer::start();
-    let base = std::fs::read_to_string(
-        relais_testsupport::workspace_root().join("samples/documents/ldl-ses-n1.xml"),
-    )
-    .expect("samples/documents/ldl-ses-n1.xml");
-    let t = Instant::now();
-    let mut bytes = 0;
-    for i in 0..mails {
-        // A hospital inbox holds letters about many patients: BENCH_PATIENTS distinct INS
-        // (valid NIR keys), each with mails/BENCH_PATIENTS letters, interleaved.
-        let cda = base
-            .replace("LDL-2025-000123", &format!("LDL-BENCH-{i:06}"))
-            .replace("279035121518989", &bench_ins(i % BENCH_PATIENTS));
-        let mail = numbered_mail(cda.as_bytes(), 36 * 1024, i);
-        bytes += mail.len();
-        server.deliver_lmtp("dpi", &mail);
-    }
-    println!("# relais-bench inbound");
-    println!(
-        "mailbox: {mails} mails about {} patients, {:.1} kB each on average, delivered over LMTP in {:.1} s",
-        BENCH_PATIENTS.min(mails),
-        bytes as f64 / mails as f64 / 1000.0,
-        t.elapsed().as_secs_f64()
-    );
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let password = tmp.path().join("password");
-    std::fs::write(&password, server.password()).expect("password file");
-    let source = Source::Imap {
-        address: None,
-        name: "bal-dpi".into(),
-        host: server.host(),
-        port: server.ports().imaps,
-        security: ImapSecurity::Tls,
-        ca_files: vec![server.ca_pem().to_path_buf()],
-        client_cert: None,
-        client_key: None,
-        user: Some(server.address("dpi")),
-        password_file: Some(password),
-        mailbox: "INBOX".into(),
-        processed_folder: "Relais-Traites".into(),
-        quarantine_folder: "Relais-Quarantaine".into(),
-    };
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        // The physical limit: a plain IMAP download of the same mailbox (TLS, BODY.PEEK[]).
-        let cfg = relais_engine::sources::imap::imap_config(&source, &relais_core::Limits::default()).expect("cfg");
-        let t = Instant::now();
-        let mut session = relais_imap::connect(&cfg).await.expect("connect");
-        session.select().await.expect("select");
-        let uids = session.uids_since(0).await.expect("uids");
-        let mut got = 0usize;
-        for uid in &uids {
-            got += session.fetch(*uid).await.expect("fetch").map(|m| m.len()).unwrap_or(0);
-        }
-        let _ = session.logout().await;
-        let plain = t.elapsed().as_secs_f64();
-        println!(
-            "plain IMAP download: {} mails, {:.1} MB in {plain:.2} s = {:.0} mails/s",
-            uids.len(),
-            got as f64 / 1e6,
-            uids.len() as f64 / plain
-        );
-        let mut c = Config::parse("", "bench").expect("config");
-        c.data_dir = tmp.path().join("data");
-        c.validation.pack = Some(relais_testsupport::ans_dir());
-        c.validation.schematron = SchematronSetting::Off;
-        c.patients = Patients {
-            require_match: false,
-            adt_listen: None,
-        };
-        c.sources = vec![source];
-        c.sinks = vec![Sink::Folder {
-            name: "out".into(),
-            path: tmp.path().join("out"),
-        }];
-        let engine = relais_engine::Engine::open(c).await.expect("engine");
-        let t = Instant::now();
-        let s = engine.run_once().await.expect("run");
-        let relais = t.elapsed().as_secs_f64();
-        assert_eq!(s.filed, mails, "every mail filed: {s:?}");
-        println!(
-            "relais, inbox to filed (IMAP fetch, journal with fsync, XDM + CDA header + XSD checks, folder sink, IMAP move): \
-             {mails} mails in {relais:.2} s = {:.0} mails/s; {:.2}x the plain download (goals: >= 200 mails/s, <= 1.5x)",
-            mails as f64 / relais,
-            relais / plain
-        );
-    });
 }
