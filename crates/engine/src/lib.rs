@@ -84,9 +84,13 @@ impl RunSummary {
     }
 }
 
-/// How often a stage that follows another (processing after polling, delivering after
-/// processing) looks for new work while the one before it is still running.
+/// How often processing looks for newly journaled mail while the poll is still running (a
+/// read of the journal).
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How long the sink drain that follows processing waits for work at most: it is woken as soon
+/// as deliveries are enqueued (its claims are writes, not worth making every 20 ms).
+const DRAIN_FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Most messages taken from the journal per processing batch.
 const BATCH_MESSAGES: u32 = 256;
@@ -202,6 +206,9 @@ pub struct Engine {
     outbound: Option<Arc<outbound::Outbound>>,
     /// Which IMAP mailboxes this instance polls (leases shared with the other instances).
     cluster: sources::cluster::Cluster,
+    /// Told when deliveries were enqueued (or upstream work ended): wakes the sink drain that
+    /// follows processing in [`Engine::run_once`].
+    enqueued: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -306,6 +313,7 @@ impl Engine {
             mllp_clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             recovered: std::sync::atomic::AtomicBool::new(false),
             cluster,
+            enqueued: tokio::sync::Notify::new(),
         })
     }
 
@@ -936,7 +944,14 @@ impl Engine {
             return Ok(Vec::new());
         }
         let steps = std::mem::take(&mut pending.steps);
-        Ok(self.journal.apply_steps(id, steps).await?)
+        let enqueues = steps
+            .iter()
+            .any(|s| matches!(s, JournalStep::EnqueueDelivery { .. }));
+        let outcomes = self.journal.apply_steps(id, steps).await?;
+        if enqueues {
+            self.enqueued.notify_one();
+        }
+        Ok(outcomes)
     }
 
     /// Quarantine a message: `rejected`, with the report's first error (or `fallback`),
@@ -1182,6 +1197,7 @@ impl Engine {
                 }
                 .await;
                 upstream_done.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.enqueued.notify_one();
                 r.map(|()| s)
             },
             async {
@@ -1193,7 +1209,8 @@ impl Engine {
                     if last {
                         break;
                     }
-                    tokio::time::sleep(FOLLOW_INTERVAL).await;
+                    let _ =
+                        tokio::time::timeout(DRAIN_FOLLOW_INTERVAL, self.enqueued.notified()).await;
                 }
                 tracing::debug!(
                     target: "relais::timing",
