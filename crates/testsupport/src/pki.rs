@@ -80,6 +80,10 @@ pub struct TestPki {
     pub client_ca_with_crls: PathBuf,
     /// Root and intermediate CA certificates (Postfix's `smtpd_tls_CAfile`).
     pub client_ca: PathBuf,
+    /// The CRLs only: the intermediate CA's (listing the revoked clients) and the root's.
+    pub crls: PathBuf,
+    /// The CRLs only, the intermediate's also revoking the server certificate.
+    pub crls_revoking_server: PathBuf,
     /// A self-signed root CA unrelated to everything else here.
     pub other_root_ca: PathBuf,
     /// Client identities by local part (`"dpi"`, `"revoked"`, ...).
@@ -252,7 +256,15 @@ impl TestPki {
             .expect("CRL to PEM")
         };
         let root_crl = crl(&root_issuer, Vec::new());
+        let mut with_server = revoked.clone();
+        with_server.push(RevokedCertParams {
+            serial_number: SerialNumber::from(0x2000u64),
+            revocation_time: date_time_ymd(2024, 6, 1),
+            reason_code: Some(RevocationReason::Superseded),
+            invalidity_date: None,
+        });
         let inter_crl = crl(&inter_issuer, revoked);
+        let inter_crl_server = crl(&inter_issuer, with_server);
 
         // An unrelated root.
         let other_key = new_key();
@@ -289,6 +301,11 @@ impl TestPki {
             client_ca: write(
                 "client-ca.pem",
                 &format!("{}{}", root_cert.pem(), inter_cert.pem()),
+            ),
+            crls: write("crls.pem", &format!("{inter_crl}{root_crl}")),
+            crls_revoking_server: write(
+                "crls-revoking-server.pem",
+                &format!("{inter_crl_server}{root_crl}"),
             ),
             other_root_ca: write("other-root-ca.crt", &other_cert.pem()),
             clients,

@@ -8,6 +8,13 @@
 //! certificate and none was sent" rather than "handshake failure"). [`explain`] turns a rustls
 //! error into a [`TlsProblem`] and a message saying what to check; each client maps the problem
 //! to its own stable error codes.
+//!
+//! Revocation: the CA files may also hold CRLs (`X509 CRL` PEM blocks, as IGC-Santé publishes
+//! them; one file may mix CA certificates and CRLs, like Dovecot's `ssl_ca`). When any CRL is
+//! given, every certificate of the server's chain must be covered by a CRL of its issuer
+//! (revoked: refused; no CRL for one of the CAs: refused, since the status is unknown). A CRL
+//! past its next update still applies: the job that refreshes the CRL files must be monitored.
+//! Without CRLs no revocation check is made (there is no OCSP).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,7 +25,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
@@ -105,6 +114,8 @@ pub struct ClientTls {
     pub probe: Arc<Probe>,
     /// Number of trusted CA certificates loaded.
     pub trusted_cas: usize,
+    /// Number of CRLs loaded from the CA files (0: no revocation check).
+    pub crls: usize,
     /// Number of certificates in the configured client chain.
     pub client_chain_len: Option<usize>,
 }
@@ -117,7 +128,8 @@ pub fn server_name(name: &str) -> Result<ServerName<'static>, SetupError> {
 }
 
 /// Builds a client configuration (ring provider, TLS 1.2 and 1.3) that trusts only the
-/// certificates of `ca_pem_files` and presents `client_cert` when the server asks for one.
+/// certificates of `ca_pem_files`, checks the server's chain against the CRLs found in the same
+/// files (if any), and presents `client_cert` when the server asks for one.
 pub fn client_config(
     ca_pem_files: &[PathBuf],
     client_cert: Option<ClientCertPaths<'_>>,
@@ -127,12 +139,15 @@ pub fn client_config(
         return Err(SetupError::NoCaFiles);
     }
     let mut roots = RootCertStore::empty();
+    let mut crls = Vec::new();
     for path in ca_pem_files {
         let ca_err = |reason: String| SetupError::CaFile {
             path: path.clone(),
             reason,
         };
-        for cert in read_certs(path).map_err(ca_err)? {
+        let (certs, file_crls) = read_certs_and_crls(path).map_err(ca_err)?;
+        crls.extend(file_crls);
+        for cert in certs {
             roots.add(cert).map_err(|e| {
                 ca_err(format!(
                     "a certificate cannot be used as a trust anchor: {e}"
@@ -141,7 +156,9 @@ pub fn client_config(
         }
     }
     let trusted_cas = roots.len();
+    let n_crls = crls.len();
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .with_crls(crls)
         .build()
         .map_err(|e| SetupError::Rustls(format!("cannot build the certificate verifier: {e}")))?;
 
@@ -170,8 +187,33 @@ pub fn client_config(
         config: Arc::new(config),
         probe,
         trusted_cas,
+        crls: n_crls,
         client_chain_len,
     })
+}
+
+/// Reads the CERTIFICATE and X509 CRL blocks of a CA file; an error when it holds neither.
+#[allow(clippy::type_complexity)]
+fn read_certs_and_crls(
+    path: &Path,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        Vec<CertificateRevocationListDer<'static>>,
+    ),
+    String,
+> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not valid PEM: {e}"))?;
+    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not valid PEM: {e}"))?;
+    if certs.is_empty() && crls.is_empty() {
+        return Err("no CERTIFICATE block found".into());
+    }
+    Ok((certs, crls))
 }
 
 /// Reads every CERTIFICATE block of a PEM file; an error when there is none.
@@ -445,6 +487,13 @@ pub fn explain_certificate(ce: &CertificateError, name: &str) -> (TlsProblem, St
         CertificateError::Revoked => (
             TlsProblem::ServerCertificateRevoked,
             "server certificate is revoked; contact the operator".into(),
+        ),
+        CertificateError::UnknownRevocationStatus => (
+            TlsProblem::ServerCertificateInvalid,
+            "revocation status of the server's chain is unknown: the CRLs in ca_pem_files do not \
+             cover every CA of the chain; add the CRL of each IGC-Santé CA (the root's ARL and \
+             the intermediate's CRL), or no CRL at all"
+                .into(),
         ),
         other => (
             TlsProblem::ServerCertificateInvalid,

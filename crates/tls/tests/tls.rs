@@ -222,3 +222,113 @@ fn rustls_errors_are_found_inside_io_errors() {
     ));
     assert!(rustls_error(&std::io::Error::other("reset")).is_none());
 }
+
+/// An in-memory handshake between `client` and a rustls server presenting the test PKI's
+/// server chain; the client's error, if any.
+fn handshake(
+    pki: &TestPki,
+    client: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<(), rustls::Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(&pki.server_chain)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&pki.server_key).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let mut s = rustls::ServerConnection::new(std::sync::Arc::new(server)).unwrap();
+    let mut c = rustls::ClientConnection::new(client, server_name("localhost").unwrap()).unwrap();
+    for _ in 0..20 {
+        let mut wire = Vec::new();
+        while c.wants_write() {
+            c.write_tls(&mut wire).unwrap();
+        }
+        if !wire.is_empty() {
+            s.read_tls(&mut wire.as_slice()).unwrap();
+            // The server's own failures are not what these tests look at.
+            s.process_new_packets()
+                .unwrap_or_else(|e| panic!("server side: {e}"));
+        }
+        let mut wire = Vec::new();
+        while s.wants_write() {
+            s.write_tls(&mut wire).unwrap();
+        }
+        if !wire.is_empty() {
+            c.read_tls(&mut wire.as_slice()).unwrap();
+            c.process_new_packets()?;
+        }
+        if !c.is_handshaking() && !s.is_handshaking() {
+            return Ok(());
+        }
+    }
+    panic!("the in-memory handshake did not finish");
+}
+
+#[test]
+fn crls_in_the_ca_files_refuse_a_revoked_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(&dir);
+
+    // No CRL: no revocation check; the handshake works.
+    let tls = client_config(std::slice::from_ref(&pki.root_ca), None).unwrap();
+    assert_eq!(tls.crls, 0);
+    handshake(&pki, tls.config).expect("handshake without CRLs");
+
+    // CRLs of both CAs, the server not listed: the handshake works.
+    let tls = client_config(&[pki.root_ca.clone(), pki.crls.clone()], None).unwrap();
+    assert_eq!((tls.trusted_cas, tls.crls), (1, 2));
+    handshake(&pki, tls.config).expect("handshake with CRLs not listing the server");
+
+    // One file holding the CA certificates and the CRLs (Dovecot's layout) works the same.
+    let tls = client_config(std::slice::from_ref(&pki.client_ca_with_crls), None).unwrap();
+    assert_eq!((tls.trusted_cas, tls.crls), (2, 2));
+    handshake(&pki, tls.config).expect("handshake with a mixed CA+CRL file");
+
+    // The intermediate's CRL lists the server certificate: refused, and explained.
+    let tls = client_config(
+        &[pki.root_ca.clone(), pki.crls_revoking_server.clone()],
+        None,
+    )
+    .unwrap();
+    let probe = tls.probe.clone();
+    let err = handshake(&pki, tls.config).expect_err("a revoked server certificate");
+    assert_eq!(
+        err,
+        rustls::Error::InvalidCertificate(CertificateError::Revoked),
+        "{err}"
+    );
+    let (problem, text) = explain(&err, &probe, "localhost", "143");
+    assert_eq!(problem, TlsProblem::ServerCertificateRevoked, "{text}");
+
+    // Only the intermediate's CRL: the root's status of the intermediate is unknown: refused.
+    let text = std::fs::read_to_string(&pki.crls_revoking_server).unwrap();
+    let end = "-----END X509 CRL-----";
+    let first = &text[..text.find(end).unwrap() + end.len()];
+    let partial = dir.path().join("intermediate-crl-only.pem");
+    std::fs::write(&partial, first).unwrap();
+    let tls = client_config(&[pki.root_ca.clone(), partial], None).unwrap();
+    assert_eq!(tls.crls, 1);
+    let probe = tls.probe.clone();
+    let err = handshake(&pki, tls.config).expect_err("a chain not fully covered by CRLs");
+    assert_eq!(
+        err,
+        rustls::Error::InvalidCertificate(CertificateError::UnknownRevocationStatus),
+        "{err}"
+    );
+    let (_, text) = explain(&err, &probe, "localhost", "143");
+    assert!(text.contains("CRL of each IGC-Santé CA"), "{text}");
+
+    // A CRL-only file without any CA: nothing to trust.
+    let err = client_config(std::slice::from_ref(&pki.crls), None)
+        .err()
+        .expect("no trust anchor");
+    assert!(err.to_string().contains("certificate verifier"), "{err}");
+}
