@@ -13,7 +13,9 @@ mod common;
 use common::config;
 use relais_engine::Engine;
 use relais_engine::config::{SmtpSecurity, SmtpSettings};
-use relais_engine::outbound::{LdapSettings, ListeBlancheSettings, MllpSettings, OutboundConfig};
+use relais_engine::outbound::{
+    LdapSettings, ListeBlancheSettings, MllpSettings, OutboundConfig, PdfDefaults,
+};
 use relais_store::{LetterFilter, LetterRecord, LetterSourceKind, LetterState, Outbox};
 use relais_testsupport::mailserver::MailServer;
 use relais_testsupport::{ans_dir, workspace_root};
@@ -472,4 +474,95 @@ async fn an_annuaire_that_cannot_be_asked_gives_ar_and_journals_nothing() {
     assert!(ack.contains("OUTBOUND-HL7-TRANSIENT"), "{ack}");
     assert!(ack.contains("resend"), "{ack}");
     assert!(letters(&outbox).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_carrying_a_pdf_gets_a_level_1_cda_built_around_it() {
+    use base64::Engine as _;
+    let server = MailServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let password = password_file(tmp.path(), &server);
+    let root = tmp.path().join("relais");
+    let mut c = config(&root, vec![], vec![], false);
+    c.outbound = outbound(&root, &server, &password);
+    let (engine, addr) = start(c).await;
+    let outbox = engine.outbound().unwrap().outbox().clone();
+    let b64 = |p: &str| {
+        base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(workspace_root().join("samples").join(p)).unwrap())
+    };
+    let with_pdf = |id: &str| {
+        oru(&server.address("dpi"), id).replace(
+            &format!("^TEXT^XML^Base64^{}", b64("documents/cr-bio-n1.xml")),
+            &format!("^AP^PDF^Base64^{}", b64("documents/cr-bio-n1.pdf")),
+        )
+    };
+    assert!(with_pdf("SIL-0301").contains("^AP^PDF^Base64^"));
+
+    // Without [outbound.mllp.pdf]: refused, saying what to do.
+    let ack = exchange(addr, with_pdf("SIL-0301").as_bytes()).await;
+    assert_eq!(msa(&ack), "AE", "{ack}");
+    assert!(ack.contains("OUTBOUND-HL7-NO-CDA"), "{ack}");
+    assert!(ack.contains("[outbound.mllp.pdf]"), "{ack}");
+    drop(engine);
+
+    // With it: a level 1 CDA is built, checked, sent.
+    let root2 = tmp.path().join("relais2");
+    let mut c = config(&root2, vec![], vec![], false);
+    c.outbound = outbound(&root2, &server, &password);
+    c.outbound.mllp.as_mut().unwrap().pdf = Some(PdfDefaults {
+        author_profession: relais_compose::Code::new(
+            "G15_10/SM05",
+            "Médecin - Biologie médicale (SM)",
+        ),
+        facility_type: relais_compose::Code::new("SA01", "Etablissement public de santé"),
+        practice_setting: None,
+        content_type: None,
+    });
+    let (engine, addr) = start(c).await;
+    let outbox2 = engine.outbound().unwrap().outbox().clone();
+    let ack = exchange(addr, with_pdf("SIL-0302").as_bytes()).await;
+    assert_eq!(msa(&ack), "AA", "{ack}");
+    let l = letters(&outbox2).await;
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].cda_level, Some(1));
+    assert_eq!(l[0].document_type.as_deref(), Some("11502-2"));
+    let s = engine.outbound().unwrap().once().await.unwrap();
+    assert_eq!(s.sent, 1, "{s:?}");
+    let mails = tokio::task::spawn_blocking({
+        let server = server.maildir("dpi");
+        move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let files: Vec<PathBuf> = std::fs::read_dir(server.join("new"))
+                    .map(|d| d.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                if !files.is_empty() || Instant::now() > deadline {
+                    return files
+                        .iter()
+                        .map(|f| std::fs::read(f).unwrap())
+                        .collect::<Vec<_>>();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(mails.len(), 1, "{}", server.logs());
+    let (report, extraction) = checker().check_and_extract("received.eml", &mails[0]);
+    assert!(
+        report.valid,
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
+    let cda = extraction
+        .documents
+        .iter()
+        .find(|d| d.entry.is_some())
+        .expect("a CDA in the XDM package");
+    assert_eq!(cda.cda.level(), Some(relais_cda::Level::N1));
+    let pdf = std::fs::read(workspace_root().join("samples/documents/cr-bio-n1.pdf")).unwrap();
+    assert_eq!(cda.cda.embedded_pdf().unwrap().unwrap(), pdf);
+    assert!(letters(&outbox).await.len() == 1);
 }

@@ -236,6 +236,23 @@ pub struct MllpSettings {
     /// Where refused messages are kept, each with `<letter>.reason.txt`; default
     /// `<data_dir>/outbound/hl7-error`.
     pub error_dir: Option<PathBuf>,
+    /// What the message does not say, for messages carrying a PDF instead of a CDA (Relais then
+    /// builds a level 1 CDA as for a watched folder); without it, such messages are refused.
+    pub pdf: Option<PdfDefaults>,
+}
+
+/// `[outbound.mllp.pdf]`: the values a level 1 CDA needs that an ORU/MDM does not carry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PdfDefaults {
+    /// The author's profession and specialty (JDV_J01), e.g. `G15_10/SM26`.
+    pub author_profession: relais_compose::Code,
+    /// The facility type (JDV_J02, XDS healthcareFacilityTypeCode), e.g. `SA01`.
+    pub facility_type: relais_compose::Code,
+    /// The practice setting (JDV_J04); `ETABLISSEMENT` when absent.
+    pub practice_setting: Option<relais_compose::Code>,
+    /// The XDS contentTypeCode (JDV_J59) when the stay's kind gives none.
+    pub content_type: Option<relais_compose::Code>,
 }
 
 fn default_max_message() -> u64 {
@@ -258,6 +275,7 @@ impl MllpSettings {
             max_connections: default_max_connections(),
             idle_timeout_secs: default_idle(),
             error_dir: None,
+            pdf: None,
         }
     }
 

@@ -19,7 +19,10 @@
 //!    (or `CORPSMAIL_PATIENT` for a patient only) its body; `ACK_LECTURE_MSS` whether an MDN is
 //!    asked; an NTE `FIN` after `DESTMSSANTEPAT` sets `X-MSS-MES: FIN`.
 //! 5. The XDM package and the mail are built by `relais-compose` around the producer's CDA
-//!    (the mail also carries the CDA's embedded PDF, as the CI-SIS asks).
+//!    (the mail also carries the CDA's embedded PDF, as the CI-SIS asks). A message whose
+//!    first OBX carries a PDF (`^AP^PDF^Base64^`) instead is taken only with
+//!    `[outbound.mllp.pdf]`: the level 1 CDA is then built as for a watched folder, from the
+//!    PID, PV1, OBR and the PRT `SB` (author, organisation), the rest from that section.
 //! 6. The letter is journaled in the Outbox, queued, or failed with the refusal's code: only
 //!    then is the ACK sent. **AA**: the letter is journaled (the producer is released). **AE**
 //!    with an ERR segment (ERR-3 `207`, ERR-5 the Relais code and what is wrong; table 0357
@@ -428,8 +431,25 @@ impl Listener {
         if let Err(e) = supported(msg) {
             return refuse(e, Vec::new());
         }
-        if let Some(e) = not_a_cda(msg) {
-            return refuse(e, Vec::new());
+        if carries_pdf(msg) {
+            let Some(defaults) = self.settings.pdf.clone() else {
+                return refuse(
+                    refusal(
+                        codes::NO_CDA,
+                        "OBX[1]-5 carries a PDF, not the CDA R2 document the guide's first OBX \
+                         carries (ED ^TEXT^XML^Base64^); send the CDA, or configure \
+                         [outbound.mllp.pdf] so that Relais builds a level 1 CDA around the PDF",
+                    ),
+                    Vec::new(),
+                );
+            };
+            return match self
+                .decide_pdf(msg, source.clone(), detail.clone(), &defaults)
+                .await
+            {
+                Ok(v) => v,
+                Err((e, recipients)) => refuse(e, recipients),
+            };
         }
         // The checks of `relais check`: the HL7 profile, then the CDA.
         let checker = self.checker.clone();
@@ -668,20 +688,305 @@ fn supported(msg: &Message) -> Result<(), ErrorInfo> {
     Ok(())
 }
 
-/// A clear refusal when the first OBX carries something other than a CDA (e.g. a PDF).
-fn not_a_cda(msg: &Message) -> Option<ErrorInfo> {
-    let obx = msg.segment("OBX", 1)?;
-    let subtype = obx.component_value(5, 3).unwrap_or_default();
-    let kind = obx.component_value(5, 2).unwrap_or_default();
-    if subtype.trim().eq_ignore_ascii_case("PDF") || kind.trim().eq_ignore_ascii_case("AP") {
-        return Some(refusal(
-            codes::NO_CDA,
-            "OBX[1]-5 carries a PDF: the guide's first OBX carries the CDA R2 document \
-             (ED ^TEXT^XML^Base64^); build the CDA at the producer, or drop the PDF with its \
-             metadata file in a watched folder",
-        ));
+/// Whether the first OBX carries a PDF (ED `^AP^PDF^Base64^` or `^application^pdf^…`) instead
+/// of the CDA.
+fn carries_pdf(msg: &Message) -> bool {
+    let Some(obx) = msg.segment("OBX", 1) else {
+        return false;
+    };
+    obx.value(2).is_some_and(|t| t.trim() == "ED")
+        && obx
+            .component_value(5, 3)
+            .is_some_and(|s| s.trim().eq_ignore_ascii_case("PDF"))
+}
+
+impl Listener {
+    /// A message carrying a PDF: the level 1 CDA, its package and mail are built as for a
+    /// watched folder, from an intake read from the message (PID, PV1, OBR, the PRT `SB` for
+    /// the author and organisation) and `[outbound.mllp.pdf]` for what HL7 does not say.
+    async fn decide_pdf(
+        &self,
+        msg: &Message,
+        source: LetterSource,
+        detail: serde_json::Value,
+        defaults: &super::config::PdfDefaults,
+    ) -> Result<Verdict, (ErrorInfo, Vec<relais_store::NewRecipient>)> {
+        let none = |e| (e, Vec::new());
+        // The profile, except what it says of OBX 1 holding a CDA.
+        if let Some(f) = relais_hl7::validate_profile(msg).iter().find(|f| {
+            f.is_error()
+                && !matches!(&f.location, relais_core::Location::Hl7Field(at) if at.starts_with("OBX[1]-5"))
+                && !address_given_by_rpps(msg, f)
+        }) {
+            return Err(none(finding_refusal("", f)));
+        }
+        let doc = relais_hl7::embedded_documents(msg)
+            .into_iter()
+            .next()
+            .ok_or_else(|| none(refusal(codes::NO_CDA, "OBX[1]-5 carries no data")))?;
+        let pdf = match doc.data {
+            Ok(bytes) => bytes,
+            Err(f) => return Err(none(finding_refusal("", &f))),
+        };
+        if msg
+            .segment("ORC", 1)
+            .and_then(|o| o.component_value(1, 1))
+            .as_deref()
+            != Some("NW")
+        {
+            return Err(none(refusal(
+                codes::UNSUPPORTED,
+                "ORC-1 is not NW: a PDF is taken as a new document only (replacements carry \
+                 their CDA, with its relatedDocument)",
+            )));
+        }
+        let flags = Flags::read(msg);
+        let (recipients, reply_to) = read_recipients(msg, &flags).map_err(none)?;
+        let intake = intake_from_hl7(msg, recipients, &flags, defaults).map_err(none)?;
+        let json = serde_json::to_vec(&intake).map_err(|e| {
+            none(refusal(
+                super::intake::codes::BUILD,
+                format!("the intake cannot be written: {e}"),
+            ))
+        })?;
+        match self
+            .outbound
+            .prepare(source, &json, false, pdf, detail)
+            .await
+        {
+            super::intake::Prepared::Later(why) => Ok(Verdict::Later(why)),
+            super::intake::Prepared::Ready(mut req) => {
+                if let (Some(r), LetterBody::Built(mail)) = (&reply_to, &mut req.body) {
+                    mail.raw = with_reply_to(&mail.raw, r);
+                }
+                Ok(Verdict::Journal(req))
+            }
+        }
     }
-    None
+}
+
+/// The intake of a level 1 CDA, read from an ORU/MDM carrying a PDF.
+fn intake_from_hl7(
+    msg: &Message,
+    recipients: Vec<relais_compose::Recipient>,
+    flags: &Flags,
+    defaults: &super::config::PdfDefaults,
+) -> Result<Intake, ErrorInfo> {
+    use relais_compose::codes::{EncounterKind as K, InsKindName, Sex};
+    use relais_compose::{Code, DocumentInfo, Encounter, InsId, LocalId, MailText, Organization};
+    let missing = |what: &str| {
+        refusal(
+            codes::HEADER,
+            format!("{what} is needed to build the CDA around the PDF"),
+        )
+    };
+    // A time with its UTC offset; HL7 times without one are local and unknown here.
+    let ts = |v: Option<String>| {
+        v.map(|t| {
+            let t = t.trim();
+            // Fractions of a second are dropped.
+            match t.split_once('.') {
+                Some((head, tail)) => {
+                    let zone = tail.find(['+', '-']).map(|i| &tail[i..]).unwrap_or("");
+                    format!("{head}{zone}")
+                }
+                None => t.to_string(),
+            }
+        })
+        .filter(|t| t.len() > 8)
+        .and_then(|t| relais_compose::Timestamp::parse(&t).ok())
+    };
+    // The date of an HL7 time.
+    let day = |v: Option<String>| {
+        v.and_then(|t| t.trim().get(..8).map(str::to_string))
+            .and_then(|t| relais_compose::Timestamp::parse(&t).ok())
+    };
+    let pid = msg.pid().ok_or_else(|| missing("PID"))?;
+    let qualified = pid.identity_reliability.as_deref().map(str::trim) == Some("VALI");
+    let ins = pid.ins().next().filter(|_| qualified).and_then(|i| {
+        let kind = match i.assigning_authority.universal_id.trim() {
+            "1.2.250.1.213.1.4.8" => InsKindName::Nir,
+            "1.2.250.1.213.1.4.9" => InsKindName::Nia,
+            "1.2.250.1.213.1.4.10" => InsKindName::NirTest,
+            "1.2.250.1.213.1.4.11" => InsKindName::NirDemo,
+            _ => return None,
+        };
+        Some(InsId {
+            value: i.id.trim().to_string(),
+            kind,
+        })
+    });
+    let name = pid
+        .names
+        .iter()
+        .find(|n| n.name_type.trim() == "L")
+        .or(pid.names.first())
+        .ok_or_else(|| missing("PID-5 (the patient's name)"))?;
+    let given: Vec<String> = if name.second_given.trim().is_empty() {
+        name.given.split_whitespace().map(str::to_string).collect()
+    } else {
+        name.second_given
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let pid_seg = msg.segment("PID", 1).ok_or_else(|| missing("PID"))?;
+    let birth_place = pid_seg
+        .field(11)
+        .and_then(|f| {
+            f.repetitions()
+                .find(|r| r.component_value(7).trim() == "BDL")
+        })
+        .map(|r| r.component_value(9).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            pid_seg
+                .component_value(23, 1)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        });
+    let patient = relais_compose::Patient {
+        ins,
+        birth_family_name: name.family.trim().to_string(),
+        birth_given_names: given,
+        used_family_name: None,
+        used_given_name: None,
+        sex: match pid.sex.as_deref().map(str::trim) {
+            Some("F") => Sex::F,
+            Some("M") => Sex::M,
+            _ => Sex::UN,
+        },
+        birth_date: day(pid.birth_date.clone()).ok_or_else(|| missing("PID-7 (birth date)"))?,
+        birth_place_code: birth_place,
+        ipp: pid
+            .ids
+            .iter()
+            .find(|i| i.id_type.trim() == "PI" && !i.assigning_authority.universal_id.is_empty())
+            .map(|i| LocalId {
+                value: i.id.trim().to_string(),
+                assigner_oid: i.assigning_authority.universal_id.trim().to_string(),
+            }),
+        address: None,
+        phone: None,
+    };
+    let sb = msg
+        .segments_named("PRT")
+        .find(|p| p.component_value(4, 1).as_deref().map(str::trim) == Some("SB"))
+        .ok_or_else(|| missing("a PRT `SB` (the sender: author and organisation)"))?;
+    let author = relais_compose::Professional {
+        rpps: prt_rpps(&sb).ok_or_else(|| missing("the sender's RPPS (PRT `SB`, PRT-5)"))?,
+        family_name: sb
+            .component_value(5, 2)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("the sender's family name (PRT-5.2)"))?,
+        given_name: sb
+            .component_value(5, 3)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        civility: None,
+        title: None,
+        profession: defaults.author_profession.clone(),
+        mssante: None,
+        phone: None,
+    };
+    let organization = Organization {
+        finess: sb
+            .component_value(8, 10)
+            .map(|v| finess_of(v.trim()))
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("the FINESS of the sender's organisation (PRT-8.10)"))?,
+        name: sb
+            .component_value(8, 1)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("the name of the sender's organisation (PRT-8.1)"))?,
+        facility_type: defaults.facility_type.clone(),
+        practice_setting: defaults
+            .practice_setting
+            .clone()
+            .unwrap_or_else(|| Code::new("ETABLISSEMENT", "Etablissement de santé")),
+        address: None,
+        phone: None,
+    };
+    let obr = msg.segment("OBR", 1).ok_or_else(|| missing("OBR"))?;
+    let type_code = obr
+        .component_value(4, 1)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| missing("OBR-4.1 (the document type)"))?;
+    let type_display = obr
+        .component_value(4, 2)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    let created = ts(msg.segment("TXA", 1).and_then(|t| t.component_value(4, 1)))
+        .or_else(|| ts(obr.component_value(7, 1)));
+    let document = DocumentInfo {
+        type_code,
+        type_display: type_display.clone(),
+        type_code_system: None,
+        title: type_display.ok_or_else(|| missing("OBR-4.2 (the document's label)"))?,
+        confidentiality: relais_compose::codes::Confidentiality::N,
+        id: None,
+        set_id: None,
+        created,
+    };
+    let pv1 = msg.segment("PV1", 1);
+    let kind = match pv1
+        .as_ref()
+        .and_then(|p| p.component_value(2, 1))
+        .as_deref()
+        .map(str::trim)
+    {
+        Some("E") => K::EMER,
+        Some("O") | Some("N") => K::EXTERNE,
+        _ => K::IMP,
+    };
+    let encounter = Encounter {
+        start: {
+            let pv1_44 = pv1.as_ref().and_then(|p| p.component_value(44, 1));
+            ts(pv1_44.clone())
+                .or_else(|| day(pv1_44))
+                .or(created)
+                .or_else(|| day(obr.component_value(7, 1)))
+                .or_else(|| day(msg.msh().component_value(7, 1)))
+                .ok_or_else(|| missing("PV1-44 (the stay's start)"))?
+        },
+        end: {
+            let pv1_45 = pv1.as_ref().and_then(|p| p.component_value(45, 1));
+            ts(pv1_45.clone()).or_else(|| day(pv1_45))
+        },
+        kind,
+        service: None,
+        id: pv1.as_ref().and_then(|p| p.field(19)).and_then(|f| {
+            let r = f.repetition(1)?;
+            let value = r.component_value(1).trim().to_string();
+            let oid = r.component(4)?.subcomponent(2)?.trim().to_string();
+            (!value.is_empty() && !oid.is_empty()).then_some(LocalId {
+                value,
+                assigner_oid: oid,
+            })
+        }),
+        service_event: None,
+        content_type: defaults.content_type.clone(),
+    };
+    let body = flags.body_ps.clone().or(flags.body_patient.clone());
+    Ok(Intake {
+        document,
+        patient,
+        author,
+        legal_authenticator: None,
+        organization,
+        encounter,
+        gp: None,
+        recipients,
+        mail: MailText {
+            subject_label: None,
+            body,
+        },
+        ldl_ses: None,
+    })
 }
 
 /// A check finding as a refusal: its code, where and what.
@@ -1066,10 +1371,7 @@ fn intake_from_cda(
         finess: org
             .finess
             .as_deref()
-            .map(|f| match f.len() {
-                10 if f.starts_with('1') || f.starts_with('3') => f[1..].to_string(),
-                _ => f.to_string(),
-            })
+            .map(finess_of)
             .ok_or_else(|| missing("FINESS of the organisation"))?,
         name: org
             .name
@@ -1135,6 +1437,15 @@ fn intake_from_cda(
         },
         ldl_ses: None,
     })
+}
+
+/// A FINESS number from an identifier that may carry the ANS prefix (`1` + FINESS as the CDA
+/// writes it, `3` + FINESS for an entité juridique).
+fn finess_of(id: &str) -> String {
+    match id.len() {
+        10 if id.starts_with('1') || id.starts_with('3') => id[1..].to_string(),
+        _ => id.to_string(),
+    }
 }
 
 /// The mail with a `Reply-To` header (the guide's PRT `REPLY`) put before its first header.

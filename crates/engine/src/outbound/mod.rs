@@ -42,7 +42,7 @@ pub use relais_annuaire;
 
 pub use config::{
     AnnuaireSettings, IntakeFolder, LdapSettings, ListeBlancheSettings, MllpSettings,
-    OutboundConfig, annuaire_dir,
+    OutboundConfig, PdfDefaults, annuaire_dir,
 };
 
 use std::collections::HashMap;
