@@ -229,6 +229,15 @@ fn handshake(
     pki: &TestPki,
     client: std::sync::Arc<rustls::ClientConfig>,
 ) -> Result<(), rustls::Error> {
+    handshake_with(pki, client, rustls::DEFAULT_VERSIONS).map(|_| ())
+}
+
+/// The same with a server speaking only `versions`; the negotiated version.
+fn handshake_with(
+    pki: &TestPki,
+    client: std::sync::Arc<rustls::ClientConfig>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ProtocolVersion, rustls::Error> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let chain = CertificateDer::pem_file_iter(&pki.server_chain)
@@ -239,7 +248,7 @@ fn handshake(
     let server = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()
+    .with_protocol_versions(versions)
     .unwrap()
     .with_no_client_auth()
     .with_single_cert(chain, key)
@@ -266,7 +275,7 @@ fn handshake(
             c.process_new_packets()?;
         }
         if !c.is_handshaking() && !s.is_handshaking() {
-            return Ok(());
+            return Ok(c.protocol_version().expect("negotiated"));
         }
     }
     panic!("the in-memory handshake did not finish");
@@ -331,4 +340,46 @@ fn crls_in_the_ca_files_refuse_a_revoked_server_certificate() {
         .err()
         .expect("no trust anchor");
     assert!(err.to_string().contains("certificate verifier"), "{err}");
+}
+
+#[test]
+fn the_offer_is_tls_1_2_and_1_3_with_forward_secret_aead_suites_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(&dir);
+    let tls = client_config(std::slice::from_ref(&pki.root_ca), None).unwrap();
+    let provider = tls.config.crypto_provider();
+    let suites: Vec<String> = provider
+        .cipher_suites
+        .iter()
+        .map(|s| format!("{:?}", s.suite()))
+        .collect();
+    assert_eq!(
+        suites,
+        [
+            "TLS13_AES_256_GCM_SHA384",
+            "TLS13_AES_128_GCM_SHA256",
+            "TLS13_CHACHA20_POLY1305_SHA256",
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        ]
+    );
+    let groups: Vec<String> = provider
+        .kx_groups
+        .iter()
+        .map(|g| format!("{:?}", g.name()))
+        .collect();
+    assert_eq!(groups, ["X25519", "secp256r1", "secp384r1"]);
+    // rustls implements no version below TLS 1.2; a server speaking only 1.2, or only 1.3, is
+    // reached with that version.
+    for (server, expected) in [
+        (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
+        (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
+    ] {
+        let got = handshake_with(&pki, tls.config.clone(), &[server]).expect("handshake");
+        assert_eq!(got, expected);
+    }
 }
