@@ -49,6 +49,14 @@ pub const TARGETS: &[Target] = &[
         name: "check",
         run: relais_check::fuzz_entry,
     },
+    Target {
+        name: "config",
+        run: config_entry,
+    },
+    Target {
+        name: "mllp",
+        run: mllp_entry,
+    },
 ];
 
 /// Run the entry point named `name` on `data` (used by the libFuzzer targets in `fuzz/`).
@@ -65,6 +73,55 @@ pub fn run(name: &str, data: &[u8]) {
 pub fn xml_entry(data: &[u8]) {
     if let Ok(text) = relais_core::xml::decode(data) {
         let _ = relais_core::xml::parse(&text, &relais_core::Limits::default());
+    }
+}
+
+/// The configuration file parser (`relais.toml`) and its validation, as `relais config check`
+/// runs them on an operator's file.
+pub fn config_entry(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(config) = relais_engine::config::Config::parse(text, "fuzz.toml")
+    {
+        let _ = config.problems();
+    }
+}
+
+/// The MLLP frame decoder, fed in chunks as a TCP stream delivers them. The first byte sets the
+/// frame limit (so that the limit paths are reached), the second the chunk size. Checks that no
+/// decoded frame exceeds the limit or holds a framing byte, and that re-framing a decoded frame
+/// decodes to the same payload.
+pub fn mllp_entry(data: &[u8]) {
+    use relais_hl7::mllp::{END, MllpCodec, START};
+    use tokio_util::bytes::BytesMut;
+    use tokio_util::codec::{Decoder, Encoder};
+    let (limit, chunk, stream) = match data {
+        [l, c, rest @ ..] => (usize::from(*l) * 8, usize::from(*c).max(1), rest),
+        _ => return,
+    };
+    let mut codec = MllpCodec::with_max_frame(limit);
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    for piece in stream.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        while let Ok(Some(frame)) = codec.decode(&mut buf) {
+            frames.push(frame);
+        }
+    }
+    while let Ok(Some(frame)) = codec.decode_eof(&mut buf) {
+        frames.push(frame);
+    }
+    for frame in frames {
+        assert!(frame.len() <= limit, "frame of {} > {limit}", frame.len());
+        assert!(!frame.iter().any(|&b| b == START || b == END));
+        let mut wire = BytesMut::new();
+        codec
+            .encode(&frame[..], &mut wire)
+            .expect("a decoded frame re-encodes");
+        let again = MllpCodec::with_max_frame(limit)
+            .decode(&mut wire)
+            .expect("re-framed payload decodes")
+            .expect("one whole frame");
+        assert_eq!(again, frame);
     }
 }
 
