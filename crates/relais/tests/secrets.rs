@@ -181,6 +181,17 @@ fn debug_output_of_credentials_is_redacted() {
         "{shown}"
     );
 
+    let account = relais_console::users::UserEntry {
+        name: "alice".into(),
+        role: relais_console::Role::parse("admin").unwrap(),
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${PASSWORD}"),
+    };
+    let shown = format!("{account:?}");
+    assert!(
+        shown.contains("alice") && !shown.contains(PASSWORD),
+        "{shown}"
+    );
+
     // The whole parsed configuration names secret files, never their content.
     let dir = tempfile::tempdir().unwrap();
     let config = imap_config(dir.path());
