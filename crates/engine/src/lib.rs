@@ -390,14 +390,22 @@ impl Engine {
                     metrics::journaled(name, new, dup);
                     let process_done = started.elapsed();
                     // Only now that the journal holds each mail's outcome does it leave the
-                    // inbox: rejected mail to quarantine, the rest to the processed folder.
+                    // inbox: rejected mail to quarantine, the rest to the processed folder. A
+                    // mail still being checked (by another instance) waits for the next poll,
+                    // and a mail another poller moved meanwhile (an overlap after a take-over)
+                    // is left alone: the UID list is read again just before moving.
+                    let present: Option<std::collections::HashSet<u32>> =
+                        session.uids_since(0).await.ok().map(|u| u.into_iter().collect());
                     let (mut processed, mut quarantined) = (Vec::new(), Vec::new());
                     for f in fetched {
+                        if present.as_ref().is_some_and(|p| !p.contains(&f.uid)) {
+                            continue;
+                        }
                         let state = self.journal.get_message(f.message).await?.map(|m| m.state);
-                        if state == Some(MessageState::Rejected) {
-                            quarantined.push(f.uid);
-                        } else {
-                            processed.push(f.uid);
+                        match state {
+                            Some(MessageState::Rejected) => quarantined.push(f.uid),
+                            None | Some(MessageState::Received | MessageState::Parsed) => {}
+                            Some(_) => processed.push(f.uid),
                         }
                     }
                     for (uids, folder) in [
