@@ -280,6 +280,18 @@ async fn health() -> impl IntoResponse {
 /// Ready when the journal answers a query (the newest message: one index look-up, cheap
 /// whatever the journal's size, so probes can come often).
 async fn ready(State(state): State<AppState>) -> Response {
+    // A full data directory: the daemon runs but takes no mail (it stays on the mail server)
+    // until space is freed; not ready for a minute after the last write refused for space.
+    if let Some(reason) = relais_store::disk_full_recently(std::time::Duration::from_secs(60)) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "data directory full (STORE-DISK-FULL): {reason}; free space and Relais resumes\n"
+            ),
+        )
+            .into_response();
+    }
     let newest = relais_store::MessageFilter {
         limit: 1,
         ..relais_store::MessageFilter::default()

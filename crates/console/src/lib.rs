@@ -23,7 +23,8 @@
 //! compile time, with no template files to ship. The one style sheet is compiled in: the console
 //! needs no network, no CDN, no JavaScript.
 //!
-//! `/health` (the process answers) and `/ready` (the journal answers) need no login, for load
+//! `/health` (the process answers) and `/ready` (the journal answers, and the data directory
+//! had room at the last write: 503 `data directory full` otherwise) need no login, for load
 //! balancers and Kubernetes probes.
 //!
 //! Logs name users, message ids and codes, never patient data.

@@ -50,10 +50,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::BlobIo {
-        op,
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        // A full disk is not a fault of the store: said as such, so that the daemon waits for
+        // space instead of stopping (the temporary file is removed by the caller).
+        if crate::error::is_full_io(&source) {
+            return crate::error::disk_full(format!("cannot {op} {}: {source}", path.display()));
+        }
+        StoreError::BlobIo {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -147,6 +154,7 @@ impl BlobStore {
             return Err(e);
         }
         sync_dir(&shard)?;
+        crate::error::disk_space_again();
         Ok(BlobRef {
             sha256,
             size,
@@ -204,5 +212,35 @@ impl BlobStore {
             }
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enospc_is_disk_full_and_remembered_until_a_write_succeeds() {
+        let e = io_err("write", Path::new("/data/journal/blobs/tmp/x.tmp"))(
+            std::io::Error::from_raw_os_error(28),
+        );
+        assert!(e.is_disk_full(), "{e:?}");
+        assert_eq!(e.code(), crate::codes::STORE_DISK_FULL);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("data directory full") && text.contains("free space"),
+            "{text}"
+        );
+        // (Whether it is remembered is not asserted here: other tests' writes clear it.)
+        let dir = tempfile::tempdir().unwrap();
+        BlobStore::open(dir.path())
+            .unwrap()
+            .put(b"room again")
+            .unwrap();
+        assert_eq!(crate::disk_full_recently(Duration::from_secs(60)), None);
+        // Other I/O errors stay what they were.
+        let e = io_err("write", Path::new("/x"))(std::io::Error::from_raw_os_error(13));
+        assert!(!e.is_disk_full());
+        assert_eq!(e.code(), crate::codes::STORE_BLOB_IO);
     }
 }

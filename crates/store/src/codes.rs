@@ -10,6 +10,10 @@ pub const STORE_MIGRATE: &str = "STORE-MIGRATE";
 pub const STORE_DB: &str = "STORE-DB";
 /// Reading, writing or syncing a raw blob file failed.
 pub const STORE_BLOB_IO: &str = "STORE-BLOB-IO";
+/// The disk of the data directory is full (ENOSPC, quota, SQLite's "database or disk is full"):
+/// nothing of the failed step was kept; the daemon leaves new mail on the mail server and
+/// resumes once space is freed.
+pub const STORE_DISK_FULL: &str = "STORE-DISK-FULL";
 /// A raw blob's bytes no longer hash to its name: the file was altered or the disk is failing.
 pub const STORE_BLOB_CORRUPT: &str = "STORE-BLOB-CORRUPT";
 /// A raw blob referenced by the journal is not on disk.

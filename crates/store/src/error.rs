@@ -133,6 +133,13 @@ pub enum StoreError {
         "journal commit failed, nothing of this step was kept: {0}; check free space and the journal's disk"
     )]
     GroupCommit(String),
+    /// The disk holding the data directory is full (ENOSPC or quota on a blob write, SQLite's
+    /// `SQLITE_FULL`): nothing of the step was kept. Not fatal: the daemon leaves new mail on
+    /// the mail server and retries until space is freed (see `Engine::run`).
+    #[error(
+        "data directory full ({0}): nothing of this step was kept and new mail stays on the mail server; free space on the data directory's disk and Relais resumes by itself"
+    )]
+    DiskFull(String),
     /// The database refused to change or delete an audit event.
     #[error("audit events are append-only: the database refused to change or delete one")]
     EventImmutable,
@@ -157,9 +164,56 @@ impl StoreError {
             StoreError::CorruptRow { .. } => codes::STORE_CORRUPT_ROW,
             StoreError::InvalidInput(_) => codes::STORE_INVALID_INPUT,
             StoreError::EventImmutable => codes::STORE_EVENT_IMMUTABLE,
+            StoreError::GroupCommit(reason) if is_full_text(reason) => codes::STORE_DISK_FULL,
             StoreError::GroupCommit(_) => codes::STORE_DB,
+            StoreError::DiskFull(_) => codes::STORE_DISK_FULL,
         }
     }
+
+    /// Whether the step failed only because the data directory's disk is full: the caller
+    /// may wait and retry once space is freed (nothing was kept).
+    pub fn is_disk_full(&self) -> bool {
+        self.code() == codes::STORE_DISK_FULL
+    }
+}
+
+/// The last "data directory full" of this process: when, and why.
+static LAST_DISK_FULL: std::sync::Mutex<Option<(std::time::Instant, String)>> =
+    std::sync::Mutex::new(None);
+
+/// A [`StoreError::DiskFull`] with `reason`, remembered for [`disk_full_recently`].
+pub(crate) fn disk_full(reason: String) -> StoreError {
+    if let Ok(mut last) = LAST_DISK_FULL.lock() {
+        *last = Some((std::time::Instant::now(), reason.clone()));
+    }
+    StoreError::DiskFull(reason)
+}
+
+/// A write needing space succeeded: the data directory has room again.
+pub(crate) fn disk_space_again() {
+    if let Ok(mut last) = LAST_DISK_FULL.lock() {
+        *last = None;
+    }
+}
+
+/// Why a write of this process last failed for lack of space, when that was less than
+/// `within` ago (e.g. for a readiness probe: the daemon is up but not taking mail).
+pub fn disk_full_recently(within: std::time::Duration) -> Option<String> {
+    let last = LAST_DISK_FULL.lock().ok()?;
+    last.as_ref()
+        .filter(|(at, _)| at.elapsed() < within)
+        .map(|(_, reason)| reason.clone())
+}
+
+/// `ENOSPC` or `EDQUOT`: the file system has no room left (for this user).
+pub(crate) fn is_full_io(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28) | Some(122))
+}
+
+/// SQLite's `SQLITE_FULL` message, or the OS's ENOSPC text, in an error turned into a string
+/// (the shared commit of `group.rs` keeps only its text).
+fn is_full_text(text: &str) -> bool {
+    text.contains("database or disk is full") || text.contains("No space left on device")
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -168,6 +222,17 @@ impl From<sqlx::Error> for StoreError {
             && db.message().contains(codes::STORE_EVENT_IMMUTABLE)
         {
             return StoreError::EventImmutable;
+        }
+        // SQLITE_FULL (13): the journal database or its WAL could not grow.
+        if let sqlx::Error::Database(db) = &e
+            && (db.code().as_deref() == Some("13") || is_full_text(db.message()))
+        {
+            return disk_full(format!("the journal database: {}", db.message()));
+        }
+        if let sqlx::Error::Io(io) = &e
+            && is_full_io(io)
+        {
+            return disk_full(format!("the journal database: {io}"));
         }
         StoreError::Database(e)
     }
