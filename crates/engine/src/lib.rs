@@ -1319,6 +1319,18 @@ impl Engine {
             }
             let summary = match self.run_once().await {
                 Ok(summary) => summary,
+                // A full data directory is not fatal: the failed step kept nothing, new mail
+                // stays on the mail server (a mail leaves it only once journaled), and the
+                // next cycle retries, so Relais resumes by itself once space is freed.
+                Err(EngineError::Store(e)) if e.is_disk_full() => {
+                    tracing::error!(
+                        code = e.code(),
+                        data_dir = %self.config.data_dir.display(),
+                        error = %e,
+                        "data directory full: not taking new mail; retrying at the next cycle"
+                    );
+                    RunSummary::default()
+                }
                 Err(e) => {
                     leases.stop().await;
                     return Err(e);
