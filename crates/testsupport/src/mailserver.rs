@@ -408,6 +408,100 @@ impl MailServer {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Kills both Dovecot instances (SIGKILL to their process groups, as a crash or a host
+    /// restart would): IMAP and LMTP refuse connections until [`MailServer::start_dovecot`].
+    /// Mailboxes and Postfix are left as they are (Postfix queues what it cannot hand over).
+    pub fn stop_dovecot(&mut self) {
+        let gone: Vec<u32> = self.children.iter().map(Child::id).collect();
+        for c in &mut self.children {
+            kill_group(c.id());
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children.clear();
+        let kept: String = read_pgids(&self.dir)
+            .into_iter()
+            .filter(|p| !gone.contains(p))
+            .map(|p| format!("{p}\n"))
+            .collect();
+        let _ = fs::write(self.dir.join("pgids"), kept);
+        // Dovecot's ports are free once its processes are gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let p = self.ports;
+        while [p.imap, p.imaps, p.imaps_mtls, p.lmtp].iter().any(|&port| {
+            TcpStream::connect_timeout(
+                &SocketAddr::from((self.opts.host, port)),
+                Duration::from_millis(200),
+            )
+            .is_ok()
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "Dovecot still answers 10 s after SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts both Dovecot instances again on the same ports and mailboxes, after
+    /// [`MailServer::stop_dovecot`]; returns once their ports answer.
+    pub fn start_dovecot(&mut self) {
+        assert!(
+            self.children.is_empty(),
+            "start_dovecot: Dovecot is already running (call stop_dovecot first)"
+        );
+        let dovecot = find_binary("dovecot");
+        let d = self.dir.clone();
+        for tag in ["main", "mtls"] {
+            let log = fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(d.join(format!("dovecot/{tag}/stderr.log")))
+                .expect("open Dovecot's stderr log");
+            let child = Command::new(&dovecot)
+                .arg("-F")
+                .arg("-c")
+                .arg(d.join(format!("dovecot/{tag}/dovecot.conf")))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone log handle"))
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .expect("run dovecot again");
+            append_pgid(&d, child.id());
+            self.children.push(child);
+        }
+        let p = self.ports;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut pending = vec![p.imap, p.imaps, p.imaps_mtls, p.lmtp, p.auth];
+        while !pending.is_empty() {
+            for c in &mut self.children {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!("dovecot exited on restart ({status})\n{}", self.logs());
+                }
+            }
+            pending.retain(|&port| {
+                TcpStream::connect_timeout(
+                    &SocketAddr::from((self.opts.host, port)),
+                    Duration::from_millis(200),
+                )
+                .is_err()
+            });
+            assert!(
+                pending.is_empty() || Instant::now() < deadline,
+                "Dovecot ports {pending:?} not open 20 s after restart\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// [`MailServer::stop_dovecot`] then [`MailServer::start_dovecot`].
+    pub fn restart_dovecot(&mut self) {
+        self.stop_dovecot();
+        self.start_dovecot();
+    }
+
     /// Stops every daemon and deletes the directory.
     pub fn stop(mut self) {
         self.shutdown();
