@@ -14,7 +14,7 @@ use common::config;
 use relais_engine::Engine;
 use relais_engine::config::{SmtpSecurity, SmtpSettings};
 use relais_engine::outbound::{
-    LdapSettings, ListeBlancheSettings, MllpSettings, OutboundConfig, PdfDefaults,
+    LdapSettings, ListeBlancheSettings, MllpSettings, OutboundConfig, PdfDefaults, ZamSettings,
 };
 use relais_store::{LetterFilter, LetterRecord, LetterSourceKind, LetterState, Outbox};
 use relais_testsupport::mailserver::MailServer;
@@ -565,4 +565,146 @@ async fn a_message_carrying_a_pdf_gets_a_level_1_cda_built_around_it() {
     let pdf = std::fs::read(workspace_root().join("samples/documents/cr-bio-n1.pdf")).unwrap();
     assert_eq!(cda.cda.embedded_pdf().unwrap().unwrap(), pdf);
     assert!(letters(&outbox).await.len() == 1);
+}
+
+/// A producer's MLLP listener: every message it receives goes to the channel, answered AA.
+async fn producer_listener() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(2).position(|w| w == [0x1C, 0x0D]) {
+                        let frame: Vec<u8> = buf.drain(..end + 2).collect();
+                        let payload = &frame[1..frame.len() - 2];
+                        let msg =
+                            relais_hl7::parse(payload, &relais_core::Limits::default()).unwrap();
+                        let ack = relais_hl7::build_ack(&msg, relais_hl7::AckCode::AA, None);
+                        let mut out = vec![0x0B];
+                        out.extend_from_slice(&relais_hl7::encode_for_wire(&ack));
+                        out.extend_from_slice(&[0x1C, 0x0D]);
+                        s.write_all(&out).await.unwrap();
+                        let _ = tx.send(String::from_utf8_lossy(payload).replace('\r', "\n"));
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delivery_and_refusal_are_reported_to_the_producer_as_zam_z02() {
+    let server = MailServer::start();
+    for user in ["secretariat", "dpi"] {
+        server.create_folder(user, "Relais-Traites");
+        server.create_folder(user, "Relais-Quarantaine");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let password = password_file(tmp.path(), &server);
+    let root = tmp.path().join("relais");
+    // The sending mailbox is read too: the DSNs come back there.
+    let source = relais_engine::config::Source::Imap {
+        address: Some(server.address("secretariat")),
+        name: "bal-secretariat".into(),
+        host: server.host(),
+        port: server.ports().imaps,
+        security: relais_engine::config::ImapSecurity::Tls,
+        ca_files: vec![server.ca_pem().to_path_buf()],
+        client_cert: None,
+        client_key: None,
+        user: Some(server.address("secretariat")),
+        password_file: Some(password.clone()),
+        mailbox: "INBOX".into(),
+        processed_folder: "Relais-Traites".into(),
+        quarantine_folder: "Relais-Quarantaine".into(),
+    };
+    let mut c = config(
+        &root,
+        vec![source],
+        vec![relais_engine::config::Sink::Folder {
+            name: "out".into(),
+            path: root.join("out"),
+        }],
+        false,
+    );
+    c.outbound = outbound(&root, &server, &password);
+    let (producer, mut zams) = producer_listener().await;
+    c.outbound.mllp.as_mut().unwrap().zam = Some(ZamSettings {
+        address: producer.to_string(),
+        sending_application: "RELAIS".into(),
+        sending_facility: "CH-DEMO".into(),
+        interval_secs: 1,
+    });
+    let engine = Arc::new(Engine::open(c).await.unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let addr = engine
+        .start_outbound_mllp(stop_rx.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    let daemon = {
+        let e = engine.clone();
+        tokio::spawn(async move { e.run(Duration::from_secs(1), stop_rx).await })
+    };
+    // One to a real mailbox, one to an address the server does not know (a failure DSN).
+    let ack = exchange(addr, oru(&server.address("dpi"), "SIL-0401").as_bytes()).await;
+    assert_eq!(msa(&ack), "AA", "{ack}");
+    let ack = exchange(addr, oru(&server.address("nobody"), "SIL-0402").as_bytes()).await;
+    assert_eq!(msa(&ack), "AA", "{ack}");
+
+    let mut got: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < 2 && Instant::now() < deadline {
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), zams.recv()).await {
+            got.push(m);
+        }
+    }
+    let _ = stop_tx.send(true);
+    daemon.await.unwrap().unwrap();
+    assert_eq!(got.len(), 2, "{got:?}\n{}", server.logs());
+    let delivered = got
+        .iter()
+        .find(|m| m.contains("|SIL-0401|"))
+        .expect("ZAM for SIL-0401");
+    assert!(delivered.contains("ZAM^Z02^ZAM_Z01"), "{delivered}");
+    assert!(delivered.contains("|SIL-DEMO|LABO-DEMO|"), "{delivered}");
+    assert!(delivered.contains("ACK_RECEPTION_MSS^"), "{delivered}");
+    assert!(
+        delivered.contains("|Y^^expandedYes-NoIndicator|"),
+        "{delivered}"
+    );
+    assert!(
+        delivered.contains(&format!("^^X.400^{}", server.address("dpi"))),
+        "{delivered}"
+    );
+    assert!(!delivered.contains("\nERR|"), "{delivered}");
+    let failed = got
+        .iter()
+        .find(|m| m.contains("|SIL-0402|"))
+        .expect("ZAM for SIL-0402");
+    assert!(failed.contains("|N^^expandedYes-NoIndicator|"), "{failed}");
+    assert!(
+        failed.contains("\nERR|||207^Application error^messageErrorCondition|E|5"),
+        "{failed}"
+    );
+    assert!(failed.contains("^SMTPERRORCODE"), "{failed}");
+    // Reported once: the state survives in the data directory.
+    let state = std::fs::read_to_string(root.join("data/outbound/zam-sent.txt")).unwrap();
+    assert_eq!(state.lines().count(), 2, "{state}");
 }

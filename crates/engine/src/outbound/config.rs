@@ -239,6 +239,32 @@ pub struct MllpSettings {
     /// What the message does not say, for messages carrying a PDF instead of a CDA (Relais then
     /// builds a level 1 CDA as for a watched folder); without it, such messages are refused.
     pub pdf: Option<PdfDefaults>,
+    /// Report delivery and reading back to the producer as ZAM^Z02 / ZAM^Z03 over MLLP, when
+    /// its message asked for them (ACK_RECEPTION, ACK_LECTURE_MSS).
+    pub zam: Option<ZamSettings>,
+}
+
+/// `[outbound.mllp.zam]`: where the business acknowledgements (ZAM) go.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ZamSettings {
+    /// The producer's MLLP listener, `host:port`.
+    pub address: String,
+    /// MSH-3 and MSH-4 of the ZAM messages.
+    #[serde(default = "default_zam_app")]
+    pub sending_application: String,
+    #[serde(default = "default_zam_app")]
+    pub sending_facility: String,
+    /// Seconds between two looks at the letters' delivery status.
+    #[serde(default = "default_zam_interval")]
+    pub interval_secs: u64,
+}
+
+fn default_zam_app() -> String {
+    "RELAIS".into()
+}
+fn default_zam_interval() -> u64 {
+    10
 }
 
 /// `[outbound.mllp.pdf]`: the values a level 1 CDA needs that an ORU/MDM does not carry.
@@ -276,6 +302,7 @@ impl MllpSettings {
             idle_timeout_secs: default_idle(),
             error_dir: None,
             pdf: None,
+            zam: None,
         }
     }
 
@@ -296,6 +323,18 @@ impl MllpSettings {
         }
         if self.max_connections == 0 {
             out.push("[outbound.mllp] max_connections must be at least 1".into());
+        }
+        if let Some(z) = &self.zam
+            && !z
+                .address
+                .trim()
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        {
+            out.push(format!(
+                "[outbound.mllp.zam] address = {:?}: give the producer's host:port",
+                z.address
+            ));
         }
         if self.allowed_senders.iter().any(|s| s.trim().is_empty()) {
             out.push("[outbound.mllp] allowed_senders holds an empty name".into());

@@ -30,6 +30,10 @@
 //!    answer; the letter is journaled as failed and the message kept in `error_dir` with its
 //!    reason. **AR**: a passing problem (the journal or the Annuaire unavailable): resend later.
 //!
+//! With `[outbound.mllp.zam]`, the delivery (DSN) and reading (MDN) of each recipient go back to
+//! the producer as ZAM^Z02 / ZAM^Z03 when its message asked for them (`ACK_RECEPTION`,
+//! `ACK_LECTURE_MSS`), each once (`<data_dir>/outbound/zam-sent.txt` remembers them).
+//!
 //! Logs carry control ids, letter ids and codes, never patient data.
 
 use std::net::SocketAddr;
@@ -143,6 +147,14 @@ impl Engine {
             limits,
         });
         tracing::info!(%addr, "outbound HL7 listener (MLLP) ready");
+        if let Some(zam) = state.settings.zam.clone() {
+            tokio::spawn(report_zam(
+                outbound.clone(),
+                zam,
+                self.config.limits.clone(),
+                shutdown.clone(),
+            ));
+        }
         tokio::spawn(serve(listener, state, shutdown));
         *bound = Some(addr);
         Ok(Some(addr))
@@ -388,6 +400,7 @@ impl Listener {
             .segment("OBR", 1)
             .and_then(|o| o.component_value(4, 1))
             .filter(|c| !c.trim().is_empty());
+        let asked = Flags::read(msg);
         let detail = json!({
             "peer": peer.to_string(),
             "message_type": format!("{}^{}", t.code, t.trigger),
@@ -395,6 +408,9 @@ impl Listener {
             "sending_facility": facility,
             "control_id": control_id,
             "size": raw.len(),
+            // The business acknowledgements the producer asked for (ZAM^Z02 / ZAM^Z03).
+            "ack_reception": asked.get("ACK_RECEPTION") == Some(true),
+            "ack_read": asked.get("ACK_LECTURE_MSS") == Some(true),
         });
         let refuse = |e: ErrorInfo, recipients| {
             Verdict::Journal(Box::new(LetterRequest {
@@ -1479,12 +1495,277 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()>
     std::fs::rename(&tmp, dir.join(name))
 }
 
+// ---- ZAM^Z02 / ZAM^Z03: delivery and reading reported to the producer ---------------------
+
+/// Sends the producer, for each recipient of a letter it sent over MLLP and asked for them, a
+/// ZAM^Z02 once the recipient's server took the mail (or refused it: `N` with the SMTP code)
+/// and a ZAM^Z03 once an MDN says it was read. What was reported (the producer answered AA or
+/// AE) is written to `zam-sent.txt`, so a restart reports nothing twice; an AR or a producer
+/// down is tried again at the next look.
+async fn report_zam(
+    outbound: Arc<Outbound>,
+    settings: super::config::ZamSettings,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut done: std::collections::HashSet<String> = std::fs::read_to_string(&outbound.zam_state)
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut cfg = relais_dpi::ClientConfig::new(settings.address.clone());
+    cfg.limits = limits;
+    let mut client = relais_dpi::MllpClient::new(cfg);
+    let every = Duration::from_secs(settings.interval_secs.max(1));
+    loop {
+        if let Err(e) = zam_round(&outbound, &settings, &mut client, &mut done).await {
+            tracing::warn!(error = %e, "ZAM reports: journal unavailable; retrying");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn zam_round(
+    outbound: &Outbound,
+    settings: &super::config::ZamSettings,
+    client: &mut relais_dpi::MllpClient,
+    done: &mut std::collections::HashSet<String>,
+) -> Result<(), relais_store::StoreError> {
+    use relais_store::RecipientStatus as S;
+    let outbox = outbound.outbox();
+    let mut letters = Vec::new();
+    // Sent, or failed after its mail was built (the server refused it): a letter refused at
+    // intake was answered AE and has nothing to report.
+    for state in [LetterState::Sent, LetterState::Failed] {
+        let filter = relais_store::LetterFilter {
+            state: Some(state),
+            limit: 1000,
+            ..Default::default()
+        };
+        letters.extend(outbox.list_letters(&filter).await?);
+    }
+    for letter in letters {
+        if letter.source.kind != LetterSourceKind::Mllp || letter.message_id.is_none() {
+            continue;
+        }
+        let mut parts = letter.source.key.splitn(3, '|');
+        let (Some(app), Some(facility), Some(control_id)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let events = outbox.letter_events(letter.id).await?;
+        let Some(asked) = events
+            .iter()
+            .find(|e| e.kind == relais_store::letter_event_kinds::INTAKE_ACCEPTED)
+            .map(|e| e.detail.clone())
+        else {
+            continue;
+        };
+        let reception = asked["ack_reception"] == json!(true);
+        let read = asked["ack_read"] == json!(true);
+        if !reception && !read {
+            continue;
+        }
+        for r in outbox.letter_recipients(letter.id).await? {
+            let Some(address) = r.address.clone() else {
+                continue;
+            };
+            let mut due: Vec<(&str, bool)> = Vec::new();
+            if reception && matches!(r.status, S::Delivered | S::Read | S::Failed) {
+                due.push(("Z02", r.status != S::Failed));
+            }
+            if read && r.status == S::Read {
+                due.push(("Z03", true));
+            }
+            for (event, ok) in due {
+                let key = format!("{}:{}:{event}", letter.id, r.position);
+                if done.contains(&key) {
+                    continue;
+                }
+                let zam = build_zam(&ZamFacts {
+                    event,
+                    ok,
+                    from: (&settings.sending_application, &settings.sending_facility),
+                    to: (app, facility),
+                    control_id: &format!("Z{}-{}-{event}", letter.id, r.position),
+                    original_control_id: control_id,
+                    recipient_rpps: r.rpps.as_deref(),
+                    address: &address,
+                    smtp_code: smtp_code(r.remote_status.as_deref()),
+                    timestamp: &relais_compose::Timestamp::now_utc().to_cda(),
+                });
+                match client.send(&zam).await {
+                    Ok(relais_dpi::AckOutcome::Retry { .. }) | Err(_) => {
+                        tracing::warn!(letter = %letter.id, event, "ZAM not taken by the producer now; retrying later");
+                        client.disconnect();
+                        return Ok(());
+                    }
+                    Ok(outcome) => {
+                        if !matches!(outcome, relais_dpi::AckOutcome::Accepted) {
+                            tracing::warn!(letter = %letter.id, event, "the producer refused the ZAM (AE); not sent again");
+                        } else {
+                            tracing::info!(letter = %letter.id, event, "ZAM reported to the producer");
+                        }
+                        append_line(&outbound.zam_state, &key);
+                        done.insert(key);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn append_line(path: &Path, line: &str) {
+    use std::io::Write as _;
+    let written = path
+        .parent()
+        .map(std::fs::create_dir_all)
+        .unwrap_or(Ok(()))
+        .and_then(|()| {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            writeln!(f, "{line}")?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "ZAM state not written; the report may be sent again after a restart");
+    }
+}
+
+/// The SMTP reply code (table SMTPERRORCODE) of a recipient's remote status: a 3-digit reply
+/// as is, a DSN status `5.x.x` as 554 and `4.x.x` as 451.
+fn smtp_code(remote: Option<&str>) -> Option<String> {
+    let r = remote?.trim();
+    let head: String = r.chars().take(3).collect();
+    if head.len() == 3 && head.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(head);
+    }
+    match r.chars().next() {
+        Some('5') => Some("554".into()),
+        Some('4') => Some("451".into()),
+        _ => None,
+    }
+}
+
+struct ZamFacts<'a> {
+    /// `Z02` (reception) or `Z03` (reading).
+    event: &'a str,
+    ok: bool,
+    from: (&'a str, &'a str),
+    to: (&'a str, &'a str),
+    control_id: &'a str,
+    /// MSH-10 of the producer's ORU/MDM (OBX-4 of the first OBX).
+    original_control_id: &'a str,
+    recipient_rpps: Option<&'a str>,
+    address: &'a str,
+    smtp_code: Option<String>,
+    timestamp: &'a str,
+}
+
+/// A ZAM^Z02 or ZAM^Z03 of ig-trans-cda (v2.6, MSH-21 `2.1^CISIS_CDA_HL7_V2`).
+fn build_zam(f: &ZamFacts<'_>) -> String {
+    let d = relais_hl7::Delimiters::default();
+    let e = |v: &str| relais_hl7::escape(v, &d);
+    let (status_code, status_label, who_code, who_label) = if f.event == "Z02" {
+        (
+            "ACK_RECEPTION_MSS",
+            "Accusé de réception MSSanté",
+            "DESTINATAIRE_MSS",
+            "Destinataire MSSanté",
+        )
+    } else {
+        (
+            "ACK_LECTURE_MSS",
+            "Accusé de lecture",
+            "LECTEUR_MSS",
+            "Lecteur du courriel MSSanté",
+        )
+    };
+    let yn = if f.ok { "Y" } else { "N" };
+    let mut out = format!(
+        "MSH|^~\\&|{}|{}|{}|{}|{}||ZAM^{}^ZAM_Z01|{}|P|2.6|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2\r\
+         EVN||{}\r\
+         OBX|1|CWE|{status_code}^{status_label}^AckMetierZAM|{}|{yn}^^expandedYes-NoIndicator||||||F\r\
+         OBX|2|XTN|{who_code}^{who_label}^AckMetierZAM|{}|^^X.400^{}||||||F",
+        e(f.from.0),
+        e(f.from.1),
+        e(f.to.0),
+        e(f.to.1),
+        e(f.timestamp),
+        f.event,
+        e(f.control_id),
+        e(f.timestamp),
+        e(f.original_control_id),
+        e(f.recipient_rpps.unwrap_or_default()),
+        e(f.address),
+    );
+    if !f.ok {
+        let code = f.smtp_code.as_deref().unwrap_or("554");
+        let label = if f.event == "Z02" {
+            "the recipient's server did not take the mail"
+        } else {
+            "the recipient reported an error processing the mail"
+        };
+        let system = if f.event == "Z02" {
+            "SMTPERRORCODE"
+        } else {
+            "applicationErrorCondition"
+        };
+        out.push_str(&format!(
+            "\rERR|||207^Application error^messageErrorCondition|E|{}^{label}^{system}",
+            e(code)
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(text: &str) -> Message {
         relais_hl7::parse(text.as_bytes(), &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn zam_messages_follow_the_guide() {
+        let facts = |event, ok| ZamFacts {
+            event,
+            ok,
+            from: ("RELAIS", "CH-DEMO"),
+            to: ("SIL-DEMO", "LABO-DEMO"),
+            control_id: "Z7-0-Z02",
+            original_control_id: "SIL-0001",
+            recipient_rpps: Some("10999999001"),
+            address: "dpi@hopital.test",
+            smtp_code: smtp_code(Some("5.1.1")),
+            timestamp: "20250311170000+0100",
+        };
+        for (event, ok) in [("Z02", true), ("Z02", false), ("Z03", true)] {
+            let text = build_zam(&facts(event, ok));
+            let m = parse(&text);
+            assert_eq!(relais_hl7::detect_profile(&m), relais_hl7::Profile::Zam);
+            let errors: Vec<_> = relais_hl7::validate_profile(&m)
+                .into_iter()
+                .filter(|f| f.is_error())
+                .collect();
+            assert!(errors.is_empty(), "{event} {ok}: {errors:?}\n{text}");
+            let obx1 = m.segment("OBX", 1).unwrap();
+            assert_eq!(obx1.value(4).as_deref(), Some("SIL-0001"));
+            assert_eq!(
+                obx1.component_value(5, 1).as_deref(),
+                Some(if ok { "Y" } else { "N" })
+            );
+            assert_eq!(m.segment("ERR", 1).is_some(), !ok);
+        }
+        let refused = build_zam(&facts("Z02", false));
+        assert!(refused.contains("|554^"), "{refused}");
+        assert_eq!(smtp_code(Some("550 5.1.1 unknown")), Some("550".into()));
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub use relais_annuaire;
 
 pub use config::{
     AnnuaireSettings, IntakeFolder, LdapSettings, ListeBlancheSettings, MllpSettings,
-    OutboundConfig, PdfDefaults, annuaire_dir,
+    OutboundConfig, PdfDefaults, ZamSettings, annuaire_dir,
 };
 
 use std::collections::HashMap;
@@ -104,6 +104,8 @@ pub struct Outbound {
     hl7_error_dir: PathBuf,
     /// The address the MLLP listener is bound to, once started.
     mllp_addr: tokio::sync::Mutex<Option<std::net::SocketAddr>>,
+    /// The ZAM acknowledgements already reported to producers (one line each).
+    zam_state: PathBuf,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -195,6 +197,7 @@ impl Outbound {
             cycle: tokio::sync::Mutex::new(()),
             hl7_error_dir,
             mllp_addr: tokio::sync::Mutex::new(None),
+            zam_state: config.data_dir.join("outbound").join("zam-sent.txt"),
         }))
     }
 
