@@ -136,10 +136,10 @@ async fn letters(outbox: &Arc<dyn Outbox>) -> Vec<LetterRecord> {
     outbox.list_letters(&LetterFilter::default()).await.unwrap()
 }
 
-/// Waits until `user`'s mailbox has `n` new mails; their bytes.
-fn wait_for_mails(server: &MailServer, user: &str, n: usize) -> Vec<Vec<u8>> {
+/// Waits (at most `secs`) until `user`'s mailbox has `n` new mails; their bytes.
+fn wait_for_mails(server: &MailServer, user: &str, n: usize, secs: u64) -> Vec<Vec<u8>> {
     let dir = server.maildir(user).join("new");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -174,7 +174,12 @@ async fn oru_and_mdm_over_mllp_become_mails_once_with_the_cda_as_sent() {
     // ORU^R01 v2.5: the lab report to the ward's mailbox (dpi).
     let dpi = server.address("dpi");
     let oru_msg = oru(&dpi, "SIL-0001");
+    let sent_at = Instant::now();
     let ack = exchange(addr, oru_msg.as_bytes()).await;
+    eprintln!(
+        "ORU^R01 (CDA checked, XDM and mail built, journaled) → ACK: {:?}",
+        sent_at.elapsed()
+    );
     assert_eq!(msa(&ack), "AA", "{ack}");
     assert!(ack.contains("ACK^R01^ACK"), "{ack}");
     assert!(ack.contains("MSA|AA|SIL-0001"), "{ack}");
@@ -292,7 +297,7 @@ async fn oru_and_mdm_over_mllp_become_mails_once_with_the_cda_as_sent() {
     let s = engine.outbound().unwrap().once().await.unwrap();
     assert_eq!(s.sent, 0, "{s:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(wait_for_mails(&server, "dpi", 2).len(), 1);
+    assert_eq!(wait_for_mails(&server, "dpi", 2, 3).len(), 1);
     for l in letters(&outbox).await {
         assert_eq!(l.state, LetterState::Sent, "{l:?}");
     }
