@@ -254,7 +254,7 @@ impl Listener {
                 );
                 let source = LetterSource {
                     kind: LetterSourceKind::Mllp,
-                    key: format!("unparseable|{peer}"),
+                    key: format!("unparseable|{}", peer.ip()),
                     sha256: sha256_of_parts(&[raw]),
                 };
                 let req = LetterRequest {
