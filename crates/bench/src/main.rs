@@ -12,6 +12,7 @@
 mod inbound;
 mod latency;
 mod mllp;
+mod prune;
 mod reference;
 mod summary;
 
@@ -80,12 +81,35 @@ enum Suite {
         #[arg(long, default_value_t = 2000)]
         inbound_mails: usize,
     },
+    /// Retention: prune a SQLite journal of 1,000,000 events (100,000 old filed messages) while
+    /// intake runs, next to intake alone.
+    Prune {
+        /// Old filed messages in the journal.
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        /// Events per old message.
+        #[arg(long, default_value_t = 10)]
+        events: u32,
+        /// Rows per pruning transaction.
+        #[arg(long, default_value_t = 500)]
+        chunk_rows: u32,
+        /// Seconds of intake alone.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Concurrent intake tasks.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// Pause after each pruning transaction, as a multiple of its duration.
+        #[arg(long, default_value_t = 3.0)]
+        pause_ratio: f32,
+    },
     /// Internal: check one file and print the peak resident memory (VmHWM) in KiB.
     #[command(hide = true)]
     MemProbe { file: PathBuf },
-    /// Internal: run the engine once on a configuration, print filed, seconds and VmHWM KiB.
+    /// Internal: run engine cycles on a configuration until `expect` documents are filed;
+    /// print filed, seconds, VmHWM KiB and cycles.
     #[command(hide = true)]
-    InboundEngine { config: PathBuf },
+    InboundEngine { config: PathBuf, expect: usize },
 }
 
 fn main() {
@@ -99,11 +123,19 @@ fn main() {
     match args.suite {
         Suite::Check { rounds, mails } => check_suite(rounds, mails),
         Suite::MemProbe { file } => mem_probe(&file),
+        Suite::Prune {
+            messages,
+            events,
+            chunk_rows,
+            seconds,
+            workers,
+            pause_ratio,
+        } => prune::suite(messages, events, chunk_rows, seconds, workers, pause_ratio),
         Suite::Inbound { mails } => inbound::suite(mails),
         Suite::Reference { rounds, mails } => reference::suite(rounds, mails),
         Suite::Mllp { rounds, messages } => mllp::suite(rounds, messages),
         Suite::Latency { rate, seconds } => latency::suite(rate, seconds),
-        Suite::InboundEngine { config } => inbound::engine_once(&config),
+        Suite::InboundEngine { config, expect } => inbound::engine_once(&config, expect),
         Suite::All {
             rounds,
             inbound_mails,

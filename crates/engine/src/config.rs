@@ -48,6 +48,9 @@ pub struct Config {
     /// Alerts by mail and webhook (`[alerts]`, `[[alerts.rule]]`).
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// How long finished messages are kept (`[retention]`); by default, for ever.
+    #[serde(default)]
+    pub retention: Retention,
 }
 
 /// How senders are told what became of their mail (ANS guide: the MDN when the mail asks for
@@ -195,6 +198,106 @@ impl JournalSettings {
                 .unwrap_or(Self::DEFAULT_LEASE_TTL_SECS)
                 .clamp(1, 3600),
         )
+    }
+}
+
+/// `[retention]`: how long the journal keeps what it holds about a finished message (filed or
+/// rejected, nothing left to review, deliver or answer), counted from its last change, per
+/// class. A class left unset is kept for ever: without this section nothing is ever pruned.
+/// The daemon prunes every `run_every_secs`; `relais prune` does it on demand (and
+/// `relais prune --dry-run` says what would go).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Days the raw mail (as received) is kept; the message and its trail stay.
+    pub raw_mail_days: Option<u32>,
+    /// Days the documents kept for the sinks (delivery payloads) are kept.
+    pub documents_days: Option<u32>,
+    /// Days the message itself is kept, with its audit trail (events), documents, deliveries and
+    /// reviews; at least as long as the two classes above.
+    pub events_days: Option<u32>,
+    /// How often the daemon prunes (default 86400: daily; 0: only `relais prune`).
+    pub run_every_secs: Option<u64>,
+    /// Rows per pruning transaction (default 500): intake waits for one at most.
+    pub chunk_rows: Option<u32>,
+}
+
+impl Retention {
+    /// Default [`Retention::run_every_secs`].
+    pub const DEFAULT_RUN_EVERY_SECS: u64 = 86_400;
+    /// Default [`Retention::chunk_rows`].
+    pub const DEFAULT_CHUNK_ROWS: u32 = 500;
+
+    /// Whether any class has a retention period.
+    pub fn is_enabled(&self) -> bool {
+        self.raw_mail_days.is_some() || self.documents_days.is_some() || self.events_days.is_some()
+    }
+
+    /// Rows per pruning transaction.
+    pub fn chunk_rows(&self) -> u32 {
+        self.chunk_rows.unwrap_or(Self::DEFAULT_CHUNK_ROWS)
+    }
+
+    /// How often the daemon prunes; `None` when it does not.
+    pub fn run_every(&self) -> Option<std::time::Duration> {
+        match self.run_every_secs.unwrap_or(Self::DEFAULT_RUN_EVERY_SECS) {
+            0 => None,
+            s => Some(std::time::Duration::from_secs(s)),
+        }
+    }
+
+    /// The pruning policy as of now, recorded as done by `actor`.
+    pub fn policy(&self, actor: &str) -> relais_store::PrunePolicy {
+        let days = |d: Option<u32>| d.map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400));
+        relais_store::PrunePolicy {
+            raw_mail: days(self.raw_mail_days),
+            documents: days(self.documents_days),
+            events: days(self.events_days),
+            ..relais_store::PrunePolicy::new(actor)
+        }
+    }
+
+    /// What is wrong with the section.
+    pub fn problems(&self, journal: JournalKind) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, days) in [
+            ("raw_mail_days", self.raw_mail_days),
+            ("documents_days", self.documents_days),
+            ("events_days", self.events_days),
+        ] {
+            if days == Some(0) {
+                out.push(format!("[retention] {key} must be at least 1 (leave it out to keep for ever)"));
+            }
+        }
+        if let Some(events) = self.events_days {
+            for (key, days) in [
+                ("raw_mail_days", self.raw_mail_days),
+                ("documents_days", self.documents_days),
+            ] {
+                if days.is_none_or(|d| d > events) {
+                    out.push(format!(
+                        "[retention] events_days = {events} deletes each message entirely, so {key} must be set to at most {events}"
+                    ));
+                }
+            }
+        }
+        if let Some(rows) = self.chunk_rows
+            && !(10..=100_000).contains(&rows)
+        {
+            out.push(format!("[retention] chunk_rows must be between 10 and 100000 (is {rows})"));
+        }
+        if let Some(secs) = self.run_every_secs
+            && secs != 0
+            && secs < 60
+        {
+            out.push(format!(
+                "[retention] run_every_secs must be 0 (only `relais prune`) or at least 60 (is {secs})"
+            ));
+        }
+        if self.is_enabled() && journal == JournalKind::Postgres {
+            out.push("[retention] is available with the SQLite journal only for now: leave it out with [journal] kind = \"postgres\"".into());
+        }
+        out
     }
 }
 
@@ -550,6 +653,7 @@ impl Config {
             console: None,
             outbound: Default::default(),
             alerts: Default::default(),
+            retention: Retention::default(),
         }
     }
 
@@ -593,6 +697,7 @@ impl Config {
         }
         out.extend(self.outbound.problems());
         out.extend(self.alerts.problems(self));
+        out.extend(self.retention.problems(self.journal.kind));
         if let Some(ttl) = self.journal.lease_ttl_secs
             && !(3..=3600).contains(&ttl)
         {

@@ -1309,6 +1309,21 @@ impl Engine {
         // Alerts by mail and webhook, evaluated on their own period (see `alerts`).
         alerts::spawn(&self.config, self.journal.clone(), shutdown.clone())
             .map_err(config::ConfigError::Invalid)?;
+        // Retention: finished messages past their horizons are pruned in small transactions,
+        // off the hot path (see relais_store::spawn_pruner and `[retention]`).
+        if let (true, Some(every)) = (
+            self.config.retention.is_enabled(),
+            self.config.retention.run_every(),
+        ) {
+            let retention = self.config.retention.clone();
+            relais_store::spawn_pruner(
+                self.journal.clone(),
+                move || retention.policy("daemon"),
+                every,
+                self.config.retention.chunk_rows(),
+                shutdown.clone(),
+            );
+        }
         // Mailbox leases, renewed by a task of their own, given back when the loop ends.
         let leases = self.cluster.start_keeper(wake_tx.clone());
         loop {

@@ -3,6 +3,7 @@
 mod annuaire;
 mod daemon;
 mod outbound;
+mod prune;
 
 use clap::{Args, Parser, Subcommand};
 use relais_check::{CheckOptions, Checker, SchematronMode};
@@ -77,6 +78,10 @@ enum Command {
     /// The Annuaire national MSSanté: import its published extraction, search it.
     #[command(subcommand)]
     Annuaire(annuaire::AnnuaireCommand),
+    /// Retention: prune finished messages past the `[retention]` periods now, in small
+    /// transactions (the daemon does it on its own every `run_every_secs`); --dry-run says what
+    /// would go. Prints counts, sizes and dates per class, never patient data.
+    Prune(prune::PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -47,5 +47,5 @@ pub use mailhdr::message_id_of;
 pub use model::*;
 pub use outbound::*;
 pub use postgres::{PgConfig, PgJournal};
-pub use prune::{BlobReport, ClassReport, PrunePolicy, PruneReport};
+pub use prune::{BlobReport, ClassReport, PrunePolicy, PruneReport, spawn_pruner};
 pub use sqlite::{BLOB_DIR, DATABASE_FILE, SqliteConfig, SqliteJournal};

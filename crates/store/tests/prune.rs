@@ -443,3 +443,34 @@ async fn pruning_goes_in_small_chunks() {
         assert!(j.get_message(id).await.unwrap().is_none());
     }
 }
+
+#[tokio::test]
+async fn the_daemon_task_prunes_on_its_period_and_stops_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = std::sync::Arc::new(open(dir.path()).await);
+    let old = rejected(&j, 1).await;
+    let horizon = boundary().await;
+    let young = rejected(&j, 2).await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let task = relais_store::spawn_pruner(
+        j.clone(),
+        move || PrunePolicy {
+            events: Some(Duration::ZERO),
+            ..policy(horizon)
+        },
+        Duration::from_millis(200),
+        500,
+        shutdown,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while j.get_message(old).await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "not pruned in 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(j.get_message(young).await.unwrap().is_some());
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the task stops on shutdown")
+        .unwrap();
+}

@@ -19,6 +19,7 @@ pub(super) async fn dispatch(command: Command) -> ExitCode {
         Command::Patients(cmd) => patients(cmd).await,
         Command::Outbound(cmd) => super::outbound::run(cmd).await,
         Command::Annuaire(cmd) => super::annuaire::run(cmd).await,
+        Command::Prune(args) => super::prune::run(args).await,
         Command::TestConnection { source, config } => test_connection(source, config).await,
         Command::Check(_) | Command::Config(_) | Command::Users(_) => {
             unreachable!("handled synchronously")

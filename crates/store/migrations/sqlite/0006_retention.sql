@@ -20,6 +20,12 @@ ALTER TABLE messages ADD COLUMN raw_pruned_at INTEGER;
 CREATE INDEX messages_sha256 ON messages (sha256);
 CREATE INDEX letters_mail_sha256 ON letters (mail_sha256) WHERE mail_sha256 IS NOT NULL;
 
+-- Deleting a document makes SQLite look for rows still pointing at it (foreign keys): without
+-- these, every deleted document would scan the documents and reviews tables.
+CREATE INDEX documents_replaces ON documents (replaces);
+CREATE INDEX documents_superseded_by ON documents (superseded_by);
+CREATE INDEX reviews_document ON reviews (document_id);
+
 -- One row per prune run (a dry run writes nothing).
 CREATE TABLE prune_runs (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,
