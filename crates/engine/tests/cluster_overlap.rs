@@ -13,7 +13,7 @@ mod common;
 use common::{config, sample};
 use relais_engine::Engine;
 use relais_engine::config::{ImapSecurity, JournalKind, Sink, Source};
-use relais_store::{Journal, MessageFilter, MessageState};
+use relais_store::{MessageFilter, MessageState};
 use relais_testsupport::mailserver::{MailServer, MailServerOptions};
 use relais_testsupport::postgres::PgServer;
 use std::path::Path;
