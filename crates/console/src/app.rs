@@ -281,8 +281,13 @@ async fn health() -> impl IntoResponse {
 /// whatever the journal's size, so probes can come often).
 async fn ready(State(state): State<AppState>) -> Response {
     // A full data directory: the daemon runs but takes no mail (it stays on the mail server)
-    // until space is freed; not ready for a minute after the last write refused for space.
-    if let Some(reason) = relais_store::disk_full_recently(std::time::Duration::from_secs(60)) {
+    // until space is freed. Checked by a small probe write only after a write was refused.
+    let data_dir = state.engine.config().data_dir.clone();
+    let full = tokio::task::spawn_blocking(move || relais_store::data_dir_full(&data_dir))
+        .await
+        .ok()
+        .flatten();
+    if let Some(reason) = full {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -24,8 +24,8 @@
 //! needs no network, no CDN, no JavaScript.
 //!
 //! `/health` (the process answers) and `/ready` (the journal answers, and the data directory
-//! had room at the last write: 503 `data directory full` otherwise) need no login, for load
-//! balancers and Kubernetes probes.
+//! has room: 503 `data directory full` after a write refused for space, until space is freed)
+//! need no login, for load balancers and Kubernetes probes.
 //!
 //! Logs name users, message ids and codes, never patient data.
 

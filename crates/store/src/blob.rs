@@ -237,7 +237,11 @@ mod tests {
             .unwrap()
             .put(b"room again")
             .unwrap();
-        assert_eq!(crate::disk_full_recently(Duration::from_secs(60)), None);
+        assert_eq!(crate::data_dir_full(dir.path()), None);
+        // A refusal, then a directory with room: the probe clears it.
+        let _ = io_err("write", Path::new("/x"))(std::io::Error::from_raw_os_error(28));
+        assert_eq!(crate::data_dir_full(dir.path()), None);
+        assert!(!dir.path().join(".relais-space-probe").exists());
         // Other I/O errors stay what they were.
         let e = io_err("write", Path::new("/x"))(std::io::Error::from_raw_os_error(13));
         assert!(!e.is_disk_full());

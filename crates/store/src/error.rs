@@ -177,14 +177,13 @@ impl StoreError {
     }
 }
 
-/// The last "data directory full" of this process: when, and why.
-static LAST_DISK_FULL: std::sync::Mutex<Option<(std::time::Instant, String)>> =
-    std::sync::Mutex::new(None);
+/// Why a write of this process was last refused for lack of space, until a write succeeds.
+static LAST_DISK_FULL: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
-/// A [`StoreError::DiskFull`] with `reason`, remembered for [`disk_full_recently`].
+/// A [`StoreError::DiskFull`] with `reason`, remembered for [`data_dir_full`].
 pub(crate) fn disk_full(reason: String) -> StoreError {
     if let Ok(mut last) = LAST_DISK_FULL.lock() {
-        *last = Some((std::time::Instant::now(), reason.clone()));
+        *last = Some(reason.clone());
     }
     StoreError::DiskFull(reason)
 }
@@ -196,13 +195,26 @@ pub(crate) fn disk_space_again() {
     }
 }
 
-/// Why a write of this process last failed for lack of space, when that was less than
-/// `within` ago (e.g. for a readiness probe: the daemon is up but not taking mail).
-pub fn disk_full_recently(within: std::time::Duration) -> Option<String> {
-    let last = LAST_DISK_FULL.lock().ok()?;
-    last.as_ref()
-        .filter(|(at, _)| at.elapsed() < within)
-        .map(|(_, reason)| reason.clone())
+/// Whether the data directory `dir` is still full, for a readiness probe: `None` when no write
+/// of this process was refused for lack of space since the last one that succeeded (no I/O
+/// then), or when a probe write of 64 KiB into `dir` now succeeds (space was freed: the
+/// daemon's next cycle takes mail again); the reason of the last refusal otherwise.
+pub fn data_dir_full(dir: &std::path::Path) -> Option<String> {
+    use std::io::Write as _;
+    let reason = LAST_DISK_FULL.lock().ok()?.clone()?;
+    let probe = dir.join(".relais-space-probe");
+    let wrote = std::fs::File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; 64 * 1024])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    match wrote {
+        Err(e) if is_full_io(&e) => Some(reason),
+        _ => {
+            disk_space_again();
+            None
+        }
+    }
 }
 
 /// `ENOSPC` or `EDQUOT`: the file system has no room left (for this user).

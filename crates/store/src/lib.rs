@@ -39,7 +39,7 @@ mod rows;
 mod sqlite;
 
 pub use blob::{BlobRef, BlobStore, sha256_hex};
-pub use error::{Result, StoreError, disk_full_recently};
+pub use error::{Result, StoreError, data_dir_full};
 pub use group::WriteStats;
 pub use journal::Journal;
 pub use leases::{LeaseInfo, Leases};
