@@ -213,6 +213,24 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// `text` without its ANSI colour sequences (`ESC [ ... m`).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The pid of a process that ran on this host and is gone (a worker killed long ago).
 fn dead_pid() -> u32 {
     let mut c = Command::new("true").spawn().expect("run true");
@@ -1306,11 +1324,21 @@ fn disk_full_on_the_data_dir() {
         "the reason is not clear: {}",
         tail(&said, 10)
     );
-    let line = said
+    let line = plain(
+        said.lines()
+            .find(|l| l.contains("data directory full"))
+            .unwrap_or_default(),
+    );
+    // Where the refusal surfaced: the IMAP intake (a blob write) and/or a whole cycle.
+    let cycles = said
         .lines()
-        .find(|l| l.contains("data directory full"))
-        .unwrap_or_default()
-        .to_string();
+        .filter(|l| l.contains("retrying at the next cycle"))
+        .count();
+    let intake = said
+        .lines()
+        .filter(|l| l.contains("cannot journal a mail") && l.contains("STORE-DISK-FULL"))
+        .count();
+    println!("on the full disk: {intake} mail(s) refused at intake, {cycles} cycle(s) failed");
     let (status, body) = daemon.console_get("/ready");
     assert!(
         status == 503 && body.contains("data directory full"),
