@@ -82,30 +82,17 @@ pub fn machine() -> String {
         .collect::<Vec<_>>()
         .join(" ");
     format!(
-        "{cores} cores ({model}), {:.1} GiB RAM; load average at the end {load}; commit {}; {}",
+        "{cores} cores ({model}), {:.1} GiB RAM; load average at the end {load}; binary built from commit {}; {}",
         mem_kib as f64 / 1024.0 / 1024.0,
         commit(),
         date()
     )
 }
 
-/// The workspace's HEAD commit (short), `+dirty` when the tree has changes.
+/// The commit this binary was built from (short), `+dirty` when the working tree had
+/// uncommitted changes then (see build.rs).
 pub fn commit() -> String {
-    let root = relais_testsupport::workspace_root();
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .current_dir(&root)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let head = git(&["rev-parse", "--short=10", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-        .map(|s| !s.is_empty())
-        .unwrap_or(false);
-    if dirty { format!("{head}+dirty") } else { head }
+    env!("RELAIS_BENCH_COMMIT").to_string()
 }
 
 fn date() -> String {
