@@ -1305,7 +1305,6 @@ impl Engine {
             }
         }
         self.start_outbound_watchers(wake_tx.clone(), shutdown.clone());
-        self.start_outbound_mllp(shutdown.clone()).await?;
         // Alerts by mail and webhook, evaluated on their own period (see `alerts`).
         alerts::spawn(&self.config, self.journal.clone(), shutdown.clone())
             .map_err(config::ConfigError::Invalid)?;
@@ -1324,6 +1323,7 @@ impl Engine {
                 shutdown.clone(),
             );
         }
+        self.start_outbound_mllp(shutdown.clone()).await?;
         // Mailbox leases, renewed by a task of their own, given back when the loop ends.
         let leases = self.cluster.start_keeper(wake_tx.clone());
         loop {
