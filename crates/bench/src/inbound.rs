@@ -167,6 +167,8 @@ pub fn suite(mails: usize) {
         .arg("inbound-engine")
         .arg(&config)
         .arg(mails.to_string())
+        // Its log (RUST_LOG=relais::timing=debug for the phase timings) goes to our stderr.
+        .stderr(std::process::Stdio::inherit())
         .output()
         .expect("run the engine process");
     let line = String::from_utf8_lossy(&out.stdout);
@@ -179,9 +181,8 @@ pub fn suite(mails: usize) {
             c.parse::<usize>().unwrap_or(0),
         ),
         _ => panic!(
-            "the engine process failed ({}): {line}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            "the engine process failed ({}): {line} (its log is above)",
+            out.status
         ),
     };
     assert_eq!(filed, mails, "every mail filed (in {cycles} engine cycles)");
