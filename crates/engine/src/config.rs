@@ -248,7 +248,8 @@ impl Retention {
 
     /// The pruning policy as of now, recorded as done by `actor`.
     pub fn policy(&self, actor: &str) -> relais_store::PrunePolicy {
-        let days = |d: Option<u32>| d.map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400));
+        let days =
+            |d: Option<u32>| d.map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400));
         relais_store::PrunePolicy {
             raw_mail: days(self.raw_mail_days),
             documents: days(self.documents_days),
@@ -266,7 +267,9 @@ impl Retention {
             ("events_days", self.events_days),
         ] {
             if days == Some(0) {
-                out.push(format!("[retention] {key} must be at least 1 (leave it out to keep for ever)"));
+                out.push(format!(
+                    "[retention] {key} must be at least 1 (leave it out to keep for ever)"
+                ));
             }
         }
         if let Some(events) = self.events_days {
@@ -284,7 +287,9 @@ impl Retention {
         if let Some(rows) = self.chunk_rows
             && !(10..=100_000).contains(&rows)
         {
-            out.push(format!("[retention] chunk_rows must be between 10 and 100000 (is {rows})"));
+            out.push(format!(
+                "[retention] chunk_rows must be between 10 and 100000 (is {rows})"
+            ));
         }
         if let Some(secs) = self.run_every_secs
             && secs != 0

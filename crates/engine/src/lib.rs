@@ -394,8 +394,11 @@ impl Engine {
                     // mail still being checked (by another instance) waits for the next poll,
                     // and a mail another poller moved meanwhile (an overlap after a take-over)
                     // is left alone: the UID list is read again just before moving.
-                    let present: Option<std::collections::HashSet<u32>> =
-                        session.uids_since(0).await.ok().map(|u| u.into_iter().collect());
+                    let present: Option<std::collections::HashSet<u32>> = session
+                        .uids_since(0)
+                        .await
+                        .ok()
+                        .map(|u| u.into_iter().collect());
                     let (mut processed, mut quarantined) = (Vec::new(), Vec::new());
                     for f in fetched {
                         if present.as_ref().is_some_and(|p| !p.contains(&f.uid)) {

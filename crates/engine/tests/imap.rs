@@ -194,7 +194,12 @@ async fn a_mail_over_the_size_limit_is_quarantined_on_the_server_and_blocks_noth
         processed_folder: "Relais-Traites".into(),
         quarantine_folder: "Relais-Quarantaine".into(),
     };
-    let mut c = config(tmp.path(), vec![source], vec![mllp_sink(&peer.address())], true);
+    let mut c = config(
+        tmp.path(),
+        vec![source],
+        vec![mllp_sink(&peer.address())],
+        true,
+    );
     c.limits.max_mail_bytes = limit;
     let e = Engine::open(c).await.unwrap();
     e.journal()

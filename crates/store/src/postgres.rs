@@ -1663,16 +1663,18 @@ impl Leases for PgJournal {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(name, holder, acquired_at, renewed_at, expires_at, expired)| {
-                let info = LeaseInfo {
-                    holder,
-                    acquired_at: Timestamp(acquired_at),
-                    renewed_at: Timestamp(renewed_at),
-                    expires_at: Timestamp(expires_at),
-                    expired,
-                };
-                (name, info)
-            })
+            .map(
+                |(name, holder, acquired_at, renewed_at, expires_at, expired)| {
+                    let info = LeaseInfo {
+                        holder,
+                        acquired_at: Timestamp(acquired_at),
+                        renewed_at: Timestamp(renewed_at),
+                        expires_at: Timestamp(expires_at),
+                        expired,
+                    };
+                    (name, info)
+                },
+            )
             .collect())
     }
 }
