@@ -713,3 +713,28 @@ async fn delivery_and_refusal_are_reported_to_the_producer_as_zam_z02() {
     let state = std::fs::read_to_string(root.join("data/outbound/zam-sent.txt")).unwrap();
     assert_eq!(state.lines().count(), 2, "{state}");
 }
+
+/// A message over `[outbound.mllp] max_message_bytes` is answered AE with the limit named,
+/// nothing is journaled, and the listener goes on taking messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_over_the_size_limit_is_refused_with_ae_and_journals_nothing() {
+    let server = MailServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let password = password_file(tmp.path(), &server);
+    let root = tmp.path().join("relais");
+    let mut c = config(&root, vec![], vec![], false);
+    c.outbound = outbound(&root, &server, &password);
+    c.outbound.mllp.as_mut().unwrap().max_message_bytes = 4096;
+    let (engine, addr) = start(c).await;
+    let outbox = engine.outbound().unwrap().outbox().clone();
+    let big = oru(&server.address("dpi"), "SIL-0301");
+    assert!(big.len() > 4096, "the sample must exceed the limit");
+    let ack = exchange(addr, big.as_bytes()).await;
+    assert_eq!(msa(&ack), "AE", "{ack}");
+    assert!(ack.contains("max_message_bytes"), "{ack}");
+    assert!(letters(&outbox).await.is_empty());
+    // The listener still answers (here: garbled bytes, refused for what they are).
+    let ack = exchange(addr, b"not an HL7 message").await;
+    assert_eq!(msa(&ack), "AE", "{ack}");
+    assert!(ack.contains("OUTBOUND-HL7-UNPARSEABLE"), "{ack}");
+}
