@@ -37,6 +37,7 @@ The mode file (read at every request; missing or empty means OK) makes the serve
                   OperationOutcome, without processing (503 and 429 send Retry-After: 1)
   SLOW <seconds>  wait, then process normally
   GARBAGE         answer 200 with an HTML page
+  HUGE            answer 200 with a 2 MiB JSON body (over what a client should read)
   DROP            close the connection without answering
 
 Every POST is recorded as one JSON file in --record DIR (NNNNNN.json, written before the answer
@@ -405,6 +406,10 @@ def make_handler(args, store, recorder):
                                                "Bundle.entry[0]"), headers
             if words[0] == "GARBAGE":
                 return 200, b"<html><body>It works!</body></html>", ()
+            if words[0] == "HUGE":
+                filler = b'"' + b"x" * (2 * 1024 * 1024) + b'"'
+                return 200, b'{"resourceType": "Bundle", "type": "transaction-response", "x": ' \
+                    + filler + b"}", ()
             if words[0] == "DROP":
                 return None, None, ()
             if words[0] == "SLOW":

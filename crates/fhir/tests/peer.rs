@@ -219,6 +219,12 @@ async fn error_answers_are_rejected_or_retried() {
     peer.set_mode("GARBAGE");
     assert_eq!(rejected(filer.file(&d).await).0, "FHIR-RESPONSE");
 
+    // An answer over MAX_RESPONSE_BYTES is not read to its end, nor trusted.
+    peer.set_mode("HUGE");
+    let (code, text) = rejected(filer.file(&d).await);
+    assert_eq!(code, "FHIR-RESPONSE");
+    assert!(text.contains("larger than Relais reads"), "{text}");
+
     peer.set_mode("DROP");
     let text = retry(filer.file(&d).await);
     assert!(text.contains("exchange with the FHIR server"), "{text}");
