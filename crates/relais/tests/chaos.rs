@@ -27,6 +27,9 @@
 //! timings mean the same in each. Needs root (Dovecot, Postfix, tmpfs mount), python3 with
 //! hl7apy (`bash tests/setup.sh`); a missing piece fails the test with a message, never skips.
 
+mod common;
+
+use common::base64_mime;
 use relais_check::{CheckOptions, Checker, CodeTables, SchematronMode};
 use relais_store::{
     DeliveryState, Journal, LetterFilter, LetterState, MessageFilter, MessageState, Outbox,
@@ -260,33 +263,6 @@ struct Mail {
     message_id: String,
     txa12: String,
     raw: Vec<u8>,
-}
-
-/// RFC 2045 base64, 76 characters a line, CRLF.
-fn base64_mime(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut flat = String::with_capacity(data.len() * 4 / 3 + 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            flat.push(if i <= chunk.len() {
-                ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    let mut out = String::with_capacity(flat.len() + flat.len() / 38);
-    for line in flat.as_bytes().chunks(76) {
-        out.push_str(std::str::from_utf8(line).expect("ASCII"));
-        out.push_str("\r\n");
-    }
-    out
 }
 
 /// `n` distinct, valid MSSanté mails for the one test patient: the sample discharge letter

@@ -17,6 +17,9 @@
 //!
 //! Needs PostgreSQL, Dovecot and python3 with hl7apy (`bash tests/setup.sh`).
 
+mod common;
+
+use common::base64_mime;
 use relais_check::{CheckOptions, Checker, CodeTables, SchematronMode};
 use relais_store::{
     Journal, Leases, MessageFilter, MessageState, PgJournal, ReviewFilter, SourceKey,
@@ -72,31 +75,6 @@ fn ins_of(p: usize) -> String {
 /// The document id (TXA-12 as the DPI sees it) of mail `i`.
 fn txa12_of(i: usize) -> String {
     format!("CLU-{i:04}^^{CDA_ROOT}^ISO")
-}
-
-/// MIME base64: 76 characters a line, CRLF ends.
-fn base64_lines(data: &[u8]) -> String {
-    const SYMBOLS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut encoded = Vec::with_capacity(data.len().div_ceil(3) * 4);
-    for group in data.chunks(3) {
-        let bits = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (k, b)| acc | (u32::from(*b) << (16 - 8 * k)));
-        for k in 0..4 {
-            encoded.push(if k <= group.len() {
-                SYMBOLS[(bits >> (18 - 6 * k) & 0x3f) as usize]
-            } else {
-                b'='
-            });
-        }
-    }
-    let mut out = String::new();
-    for line in encoded.chunks(76) {
-        out.push_str(std::str::from_utf8(line).unwrap());
-        out.push_str("\r\n");
-    }
-    out
 }
 
 /// The `MAILS` mails: mail `i` carries a distinct discharge letter (id `CLU-<i>`) about patient
@@ -187,7 +165,7 @@ fn make_mails() -> Vec<Vec<u8>> {
              \r\n\
              {zip}--cluster-part--\r\n",
             user = user_of(i),
-            zip = base64_lines(&zip)
+            zip = base64_mime(&zip)
         );
         mails.push(mail.into_bytes());
     }

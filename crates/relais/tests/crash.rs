@@ -13,6 +13,9 @@
 //! The kill times come from a small PRNG seeded from the clock; the seed is printed, and
 //! `RELAIS_CRASH_SEED=<seed>` replays a run. Needs python3 with hl7apy (`bash tests/setup.sh`).
 
+mod common;
+
+use common::base64_mime;
 use relais_check::{CheckOptions, Checker, CodeTables, SchematronMode};
 use relais_store::{
     DeliveryState, DocumentState, Journal, MessageFilter, MessageState, SqliteJournal, Timestamp,
@@ -65,33 +68,6 @@ impl Rng {
     fn millis(&mut self, lo: u64, hi: u64) -> Duration {
         Duration::from_millis(lo + self.next() % (hi - lo))
     }
-}
-
-/// RFC 2045 base64, 76 characters a line, CRLF.
-fn base64_mime(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut flat = String::with_capacity(data.len() * 4 / 3 + 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                flat.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                flat.push('=');
-            }
-        }
-    }
-    let mut out = String::with_capacity(flat.len() + flat.len() / 38);
-    for line in flat.as_bytes().chunks(76) {
-        out.push_str(std::str::from_utf8(line).expect("ASCII"));
-        out.push_str("\r\n");
-    }
-    out
 }
 
 /// The TXA-12 the DPI sees for the document of mail `i` (`extension^^root^ISO`).
